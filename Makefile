@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
+# Each creates .venv/ when missing, installs the package with its test extras and the
+# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set).
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm
+
+.PHONY: demo test system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
+	[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  else echo "Missing system packages. Run:  sudo apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+demo: $(STAMP) system-deps
+	$(PYTHON) -m asteroid_unet.demo
+
+test: $(STAMP) system-deps
+	$(PYTHON) -m pytest

@@ -1,0 +1,16 @@
+"""asteroid-unet: singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017).
+
+Importing the package registers :class:`UNet` with ``asteroid.models``, so
+``asteroid.models.get("UNet")`` and ``BaseModel.from_pretrained`` find it.
+"""
+from asteroid import models as _asteroid_models
+
+from .loss import masked_magnitude_l1, unet_loss
+from .model import UNet
+
+__version__ = "0.1.0"
+
+if "UNet" not in vars(_asteroid_models):
+    _asteroid_models.register_model(UNet)
+
+__all__ = ["UNet", "masked_magnitude_l1", "unet_loss", "__version__"]

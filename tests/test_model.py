@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from asteroid_unet import UNet, masked_magnitude_l1, unet_loss
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_parameter_count():
+    assert abs(n_params(UNet(targets=("vocals",))) - 9.82e6) < 0.05e6
+
+
+def test_paper_defaults():
+    model = UNet()
+    assert model.sample_rate == 8192
+    assert (model.n_fft, model.hop_length, model.n_bins, model.patch_frames) == (1024, 768, 512, 128)
+    assert model.targets == ["vocals", "accompaniment"]
+    convs = [b.conv for b in model.masker.encoder]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128, 256, 512]
+    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
+    assert all(b.act.negative_slope == 0.2 for b in model.masker.encoder)
+    dropouts = [getattr(b.dropout, "p", 0.0) for b in model.masker.decoder]
+    assert dropouts == [0.5, 0.5, 0.5, 0.0, 0.0]
+    assert model.masker.last.out_channels == 2
+
+
+def test_patch_path_shapes_and_range():
+    model = UNet().eval()
+    patches = torch.rand(3, 1, 512, 128) * 50
+    with torch.no_grad():
+        masks = model.patch_masks(patches)
+    assert masks.shape == (3, 2, 512, 128)
+    assert masks.min() >= 0 and masks.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ((1,), (2, 1)),
+        ((777,), (2, 777)),
+        ((2, 8193), (2, 2, 8193)),
+        ((2, 1, 30001), (2, 2, 30001)),
+        ((1, 2, 12345), (1, 2, 2, 12345)),
+        ((1, 1, 0), (1, 2, 0)),
+    ],
+)
+def test_output_shape_and_exact_length(small_model, shape, expected):
+    with torch.no_grad():
+        assert tuple(small_model(torch.randn(*shape)).shape) == expected
+
+
+def test_channels_are_independent(small_model):
+    x = torch.randn(1, 2, 20000)
+    with torch.no_grad():
+        both = small_model(x)
+        left = small_model(x[:, 0])
+    torch.testing.assert_close(both[:, :, 0], left, atol=1e-5, rtol=0)
+
+
+def test_all_ones_mask_reconstructs_above_60db():
+    model = UNet().eval()
+    model.masks_from_magnitude = lambda m: torch.ones(m.shape[0], 2, *m.shape[1:])
+    x = torch.randn(2, 54321)
+    with torch.no_grad():
+        y = model(x)
+    for target in range(2):
+        err = y[:, target] - x
+        snr = 10 * math.log10(x.pow(2).sum() / err.pow(2).sum())
+        assert snr > 60
+
+
+def test_masks_cover_long_inputs_on_a_fixed_grid(small_model):
+    """A frame's mask depends only on the patches covering it: a longer input keeps early masks."""
+    mag = torch.rand(1, 128, 200)
+    with torch.no_grad():
+        short = small_model.masks_from_magnitude(mag[..., :100])
+        long = small_model.masks_from_magnitude(mag)
+    assert long.shape == (1, 2, 128, 200)
+    torch.testing.assert_close(short[..., :80], long[..., :80])
+
+
+def test_gradients_reach_first_layer():
+    model = UNet()
+    mix = torch.randn(2, model.patch_samples)
+    loss = unet_loss(model, mix, torch.stack([0.5 * mix, 0.5 * mix], 1))
+    loss.backward()
+    grad = model.masker.encoder[0].conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_loss_is_zero_for_perfect_masks():
+    mix = torch.rand(2, 16, 8) + 0.1
+    target = torch.stack([0.3 * mix, 0.7 * mix], 1)
+    masks = torch.stack([torch.full_like(mix, 0.3), torch.full_like(mix, 0.7)], 1)
+    assert masked_magnitude_l1(masks, mix, target) < 1e-6
+    assert masked_magnitude_l1(1 - masks, mix, target) > 0.01
+
+
+def test_loss_rejects_wrong_number_of_targets(small_model):
+    with pytest.raises(ValueError, match="targets"):
+        unet_loss(small_model, torch.randn(1, 5000), torch.randn(1, 3, 5000))
+
+
+def test_invalid_configuration_is_a_clear_error():
+    with pytest.raises(ValueError, match="multiples"):
+        UNet(n_bins=500)
+    with pytest.raises(ValueError, match="patch_hop"):
+        UNet(patch_hop=0)
