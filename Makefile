@@ -4,7 +4,7 @@
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
-APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm
+APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx
 
 .PHONY: demo test system-deps
 
@@ -19,6 +19,7 @@ system-deps:
 	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
 	[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
+	[ -d /usr/share/games/openttd/baseset/openmsx ] || missing="$$missing openttd-openmsx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "Missing system packages. Run:  sudo apt-get install -y$$missing"; exit 1; fi; \
