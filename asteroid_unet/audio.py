@@ -1,0 +1,118 @@
+"""Audio decoding and encoding: random-access readers and atomic writers that never hold a whole song."""
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+import torch
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".opus", ".wma"}
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+
+
+class AudioError(Exception):
+    """A file that cannot be read or written, with a one-line reason."""
+
+
+class AudioReader:
+    """Random-access reader over any file soundfile or ffmpeg decodes.
+
+    Formats soundfile cannot open (m4a, MUSDB ``.stem.mp4``, ...) are decoded once by
+    ffmpeg into a temporary float WAV on disk (first audio stream: a stem file's
+    mixture), so memory never holds the whole song. Use as a context manager.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._tmpdir: Optional[str] = None
+        if self.path.is_dir():
+            raise AudioError("is a directory, not an audio file")
+        if not self.path.exists():
+            raise AudioError("no such file")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, TypeError):
+            self._file = self._decode_with_ffmpeg()
+        if self._file.frames == 0 and self.path.stat().st_size > 0 and self._file.samplerate == 0:
+            raise AudioError("no audio in file")
+
+    def _decode_with_ffmpeg(self) -> sf.SoundFile:
+        if shutil.which("ffmpeg") is None:
+            raise AudioError("not readable by soundfile, and ffmpeg is not installed to decode it")
+        self._tmpdir = tempfile.mkdtemp(prefix="asteroid-unet-")
+        wav = os.path.join(self._tmpdir, "decoded.wav")
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(self.path), "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", wav]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(wav):
+            self.close()
+            last = (proc.stderr.strip().splitlines() or ["unknown format"])[-1]
+            raise AudioError(f"not decodable audio ({last.rsplit(': ', 1)[-1]})")
+        return sf.SoundFile(wav)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._file.samplerate
+
+    @property
+    def channels(self) -> int:
+        return self._file.channels
+
+    @property
+    def frames(self) -> int:
+        return self._file.frames
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Samples ``[start, stop)`` as ``(channels, stop - start)`` float32, zero outside the file."""
+        out = np.zeros((stop - start, self.channels), dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.frames)
+        if hi > lo:
+            self._file.seek(lo)
+            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            out[lo - start : lo - start + len(data)] = data
+        return torch.from_numpy(out.T.copy())
+
+    def close(self):
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class AtomicWriter:
+    """Writes an audio file through a hidden temporary file renamed into place on success.
+
+    On error (or when ``abort`` is called) the temporary file is removed: no partial output.
+    """
+
+    def __init__(self, path, sample_rate: int, channels: int, fmt: str = "wav"):
+        if fmt not in OUTPUT_FORMATS:
+            raise AudioError(f"unknown output format {fmt!r}; choose from {sorted(OUTPUT_FORMATS)}")
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        subtype = "FLOAT" if fmt == "wav" else None
+        self._file = sf.SoundFile(
+            str(self._tmp), "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[fmt], subtype=subtype
+        )
+
+    def write(self, block: torch.Tensor):
+        """Append ``(channels, time)`` samples."""
+        self._file.write(block.detach().cpu().numpy().T)
+
+    def commit(self):
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self):
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)

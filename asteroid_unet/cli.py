@@ -1,0 +1,84 @@
+"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]`` (argparse only; the work is in separate.py)."""
+import argparse
+import sys
+import traceback
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError
+from .weights import CheckpointError, load_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asteroid-unet", description="Singing voice separation with a deep U-Net.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sep = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
+    sep.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio files")
+    sep.add_argument("-o", "--outdir", default="separated", help="output folder (default: %(default)s)")
+    sep.add_argument("--model", default=None, help="model file, hub folder or Hub repo id (default: packaged weights)")
+    sep.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: %(default)s")
+    sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS), help="default: the input's, else wav")
+    sep.add_argument("--force", action="store_true", help="overwrite existing stems")
+    sep.add_argument("--chunk-seconds", type=float, default=120.0, help="memory bound (default: %(default)s)")
+    sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
+    sep.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def expand_inputs(inputs: Iterable[str]) -> List[Path]:
+    """Files as given, and the audio files found (recursively, sorted) in folders."""
+    paths: List[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            paths.extend(found if found else [path])
+        else:
+            paths.append(path)
+    return paths
+
+
+def run_separate(args: argparse.Namespace) -> int:
+    from .separate import separate_file
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("asteroid-unet: error: --device cuda but no CUDA GPU is available", file=sys.stderr)
+            return 2
+    try:
+        model = load_model(args.model)
+    except CheckpointError as err:
+        print(f"asteroid-unet: error: {err}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in expand_inputs(args.inputs):
+        try:
+            if path.is_dir():
+                raise AudioError("folder holds no audio files")
+            written = separate_file(
+                path, args.outdir, model, fmt=args.format, force=args.force, device=args.device,
+                chunk_seconds=args.chunk_seconds, precision=args.precision, progress=True,
+            )
+            for name, out in written.items():
+                print(f"{name}: {out}")
+        except KeyboardInterrupt:
+            print(f"asteroid-unet: interrupted while separating {path}; no partial stem was kept", file=sys.stderr)
+            return 130
+        except Exception as err:  # one clear line per bad file, then go on with the others
+            failures += 1
+            if args.debug:
+                traceback.print_exc()
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"asteroid-unet: error: {path}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_separate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

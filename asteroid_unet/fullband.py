@@ -1,0 +1,69 @@
+"""Carry the model's band-limited masks onto a full-band STFT at the input's own rate."""
+import math
+
+import torch
+
+
+def fft_resample(x: torch.Tensor, orig_sr: int, new_sr: int, guard: int) -> torch.Tensor:
+    """Band-limited resampling of ``(..., time)`` by FFT; ``time * new_sr / orig_sr`` must be whole.
+
+    ``guard`` zeros (in input samples, also whole at the new rate) pad both ends so the FFT's
+    wrap-around does not fold one end of the signal onto the other.
+    """
+    if orig_sr == new_sr:
+        return x
+    padded = torch.nn.functional.pad(x, (guard, guard))
+    n_in = padded.shape[-1]
+    n_out = n_in * new_sr // orig_sr
+    spec = torch.fft.rfft(padded)
+    keep = min(spec.shape[-1], n_out // 2 + 1)
+    out_spec = spec.new_zeros(*spec.shape[:-1], n_out // 2 + 1)
+    out_spec[..., :keep] = spec[..., :keep]
+    out = torch.fft.irfft(out_spec, n_out) * (n_out / n_in)
+    g = guard * new_sr // orig_sr
+    return out[..., g : n_out - g]
+
+
+def interpolate_mask(
+    mask: torch.Tensor,
+    model_bin_hz: float,
+    model_frame_s: float,
+    n_freqs: int,
+    bin_hz: float,
+    n_frames: int,
+    frame_s: float,
+) -> torch.Tensor:
+    """Map a model-rate mask ``(..., n_bins, model_frames)`` onto a full-band grid ``(..., n_freqs, n_frames)``.
+
+    Inside the model's band the mask is interpolated linearly in frequency and time. Above
+    it (the model sees 0 to ``n_bins * model_bin_hz`` Hz) each frame takes the mean of the
+    mask over the top octave of the model's band, so what the model hears of a source's
+    upper harmonics decides how much of the high band goes to that source.
+    """
+    n_bins = mask.shape[-2]
+    high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
+    extended = torch.cat([mask, high], dim=-2)  # row n_bins is the high band
+    q = torch.arange(n_freqs, dtype=torch.float64) * (bin_hz / model_bin_hz)
+    in_band = q <= n_bins - 1
+    lo = torch.where(in_band, q.floor(), torch.full_like(q, n_bins)).long()
+    hi = torch.where(in_band, (lo + 1).clamp(max=n_bins - 1), lo)
+    w = torch.where(in_band, q - q.floor(), torch.zeros_like(q)).to(mask.dtype).to(mask.device)[:, None]
+    lo, hi = lo.to(mask.device), hi.to(mask.device)
+    by_freq = extended[..., lo, :] * (1 - w) + extended[..., hi, :] * w
+    t = torch.arange(n_frames, dtype=torch.float64) * (frame_s / model_frame_s)
+    t = t.clamp(max=mask.shape[-1] - 1)
+    t_lo = t.floor().long()
+    t_hi = (t_lo + 1).clamp(max=mask.shape[-1] - 1)
+    wt = (t - t.floor()).to(mask.dtype).to(mask.device)
+    t_lo, t_hi = t_lo.to(mask.device), t_hi.to(mask.device)
+    return by_freq[..., t_lo] * (1 - wt) + by_freq[..., t_hi] * wt
+
+
+def stft_hop(unit: int, sample_rate: int) -> int:
+    """The divisor of ``unit`` closest to 46 ms at ``sample_rate`` (2048 samples at 44.1 kHz)."""
+    target = sample_rate * 2048 / 44100
+    divisors = set()
+    for d in range(1, math.isqrt(unit) + 1):
+        if unit % d == 0:
+            divisors.update((d, unit // d))
+    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))

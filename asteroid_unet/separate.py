@@ -1,0 +1,233 @@
+"""Full-band, chunked separation of waveforms and files: the user API."""
+import math
+import os
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .audio import OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
+from .fullband import fft_resample, interpolate_mask, stft_hop
+from .model import UNet
+from .weights import load_model
+
+Reader = Callable[[int, int], torch.Tensor]
+
+
+class Separator:
+    """Separates a signal at any rate in chunks, full band, with a model running at its own rate.
+
+    Masks are computed on the mono downmix at the model's rate and band, carried onto the
+    STFT of the input at its own rate (see :func:`~asteroid_unet.fullband.interpolate_mask`)
+    and applied to every channel. The last stem is the input minus the others, so the stems
+    sum to the input. Chunk borders lie on the model's patch grid and every chunk sees
+    enough context on both sides, so chunked and whole separation agree (no seams), and
+    memory is bounded by ``chunk_seconds`` whatever the input's length.
+
+    Args:
+        model (UNet): the model (moved to ``device``, eval mode).
+        sample_rate (int): rate of the signals to separate.
+        chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 120.
+        device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
+        precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
+    """
+
+    def __init__(
+        self,
+        model: UNet,
+        sample_rate: int,
+        chunk_seconds: float = 120.0,
+        device: Optional[str] = None,
+        precision: str = "float32",
+    ):
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
+        self.device = torch.device(device) if device else next(model.parameters()).device
+        self.model = model.eval().to(self.device)
+        self.precision = precision
+        self.sample_rate = int(sample_rate)
+        self.model_rate = int(model.sample_rate)
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample rate must be positive, got {sample_rate}")
+        # Smallest whole number of patch hops that is a whole number of samples at both rates.
+        hop_samples = model.patch_hop * model.hop_length
+        k = self.model_rate // math.gcd(hop_samples * self.sample_rate, self.model_rate)
+        self.unit = hop_samples * self.sample_rate * k // self.model_rate
+        self.unit_frames = model.patch_hop * k
+        lead = model.patch_frames - model.patch_hop
+        self.margin = (math.ceil(lead / self.unit_frames) + 1) * self.unit
+        self.chunk = max(1, round(chunk_seconds * self.sample_rate / self.unit)) * self.unit
+        self.hop = stft_hop(self.unit, self.sample_rate)
+        self.n_fft = 2 * self.hop
+        self.window = torch.hann_window(self.n_fft, device=self.device).sqrt()  # sqrt-Hann at 50 %: perfect reconstruction
+        step = self.sample_rate // math.gcd(self.sample_rate, self.model_rate)
+        self.guard = math.ceil(0.5 * self.sample_rate / step) * step
+        self.names = stem_names(model)
+
+    def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
+        """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
+        for start in range(0, n_samples, self.chunk):
+            stop = min(start + self.chunk, n_samples)
+            seg_start = max(0, start - self.margin)
+            seg_stop = min(n_samples, stop + self.margin)
+            seg_len = math.ceil((seg_stop - seg_start) / self.unit) * self.unit
+            x = read(seg_start, seg_start + seg_len).to(self.device)
+            if not torch.isfinite(x).all():
+                raise AudioError("contains NaN or Inf samples")
+            x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
+            stems = self._separate_segment(x)
+            core = slice(start - seg_start, stop - seg_start)
+            yield start, {name: s[:, core].cpu() for name, s in stems.items()}
+
+    @torch.inference_mode()
+    def _separate_segment(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        model = self.model
+        mono = fft_resample(x.mean(0, keepdim=True), self.sample_rate, self.model_rate, self.guard)
+        magnitude = model.magnitude(mono)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            masks = model.masks_from_magnitude(magnitude)[0].float()
+        if len(self.names) > 2:  # several masks share the mix
+            masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
+        elif masks.shape[0] == 2:
+            masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
+        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+        stems: Dict[str, torch.Tensor] = {}
+        for name, mask in zip(self.names[:-1], masks):
+            full = interpolate_mask(
+                mask,
+                model_bin_hz=self.model_rate / model.n_fft,
+                model_frame_s=model.hop_length / self.model_rate,
+                n_freqs=spec.shape[-2],
+                bin_hz=self.sample_rate / self.n_fft,
+                n_frames=spec.shape[-1],
+                frame_s=self.hop / self.sample_rate,
+            )
+            stems[name] = torch.istft(spec * full, self.n_fft, self.hop, window=self.window, length=x.shape[-1])
+        stems[self.names[-1]] = x - sum(stems.values())
+        return stems
+
+
+def stem_names(model: UNet) -> List[str]:
+    """Output stems: the model's targets, plus the residual for a single-target model."""
+    if len(model.targets) > 1:
+        return list(model.targets)
+    return [model.targets[0], "accompaniment" if model.targets[0] == "vocals" else "residual"]
+
+
+def separate(
+    waveform: Union[torch.Tensor, np.ndarray],
+    sample_rate: int,
+    model: Union[None, str, UNet] = None,
+    device: Optional[str] = None,
+    chunk_seconds: float = 120.0,
+    precision: str = "float32",
+) -> Dict[str, torch.Tensor]:
+    """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
+
+    Args:
+        waveform: the mix, float samples.
+        sample_rate (int): its rate in Hz.
+        model: a UNet, a path / hub folder / repo id, or None for the default weights.
+        device, chunk_seconds, precision: see :class:`Separator`.
+
+    Returns:
+        dict ``{"vocals": ..., "accompaniment": ...}`` of tensors shaped like ``waveform``,
+        at ``sample_rate``; they sum to the input.
+    """
+    wav = torch.as_tensor(np.asarray(waveform) if not isinstance(waveform, torch.Tensor) else waveform)
+    if wav.ndim not in (1, 2):
+        raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(wav.shape)}")
+    x = wav.reshape(1 if wav.ndim == 1 else wav.shape[0], wav.shape[-1]).float()
+    separator = Separator(load_model(model), sample_rate, chunk_seconds, device, precision)
+    n = x.shape[-1]
+
+    def read(start: int, stop: int) -> torch.Tensor:
+        out = x.new_zeros(x.shape[0], stop - start)
+        lo, hi = max(start, 0), min(stop, n)
+        out[:, lo - start : hi - start] = x[:, lo:hi]
+        return out
+
+    parts: Dict[str, list] = {name: [] for name in separator.names}
+    for _, stems in separator.iter_chunks(read, n):
+        for name, s in stems.items():
+            parts[name].append(s)
+    return {
+        name: (torch.cat(p, -1) if p else x.new_zeros(x.shape)).reshape(wav.shape).to(wav.dtype if wav.is_floating_point() else torch.float32)
+        for name, p in parts.items()
+    }
+
+
+def output_name(path: Path) -> str:
+    """The folder name for a song: its file name without extension (and without ``.stem``)."""
+    name = path.name
+    for suffix in (".stem.mp4", ".stem.m4a"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def separate_file(
+    path: Union[str, Path],
+    outdir: Union[str, Path] = "separated",
+    model: Union[None, str, UNet] = None,
+    fmt: Optional[str] = None,
+    force: bool = False,
+    device: Optional[str] = None,
+    chunk_seconds: float = 120.0,
+    precision: str = "float32",
+    progress: bool = False,
+) -> Dict[str, Path]:
+    """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
+
+    Reads and writes chunk by chunk (bounded memory); each stem is written to a temporary
+    file renamed into place at the end, so an error or an interrupt leaves no partial stem.
+    Existing stems are kept unless ``force``.
+
+    Returns:
+        dict stem name -> written path.
+
+    Raises:
+        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
+    """
+    path = Path(path)
+    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    model = load_model(model)
+    song_dir = Path(outdir) / output_name(path)
+    targets = {name: song_dir / f"{name}.{fmt}" for name in stem_names(model)}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not force:
+        raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+    with AudioReader(path) as reader:
+        if reader.frames == 0:
+            raise AudioError("no samples in file")
+        separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision)
+        try:
+            song_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AudioError(f"cannot create output folder {song_dir} ({err.strerror})") from None
+        if not os.access(song_dir, os.W_OK):
+            raise AudioError(f"output folder {song_dir} is not writable")
+        writers = {}
+        try:
+            for name, target in targets.items():
+                writers[name] = AtomicWriter(target, reader.sample_rate, reader.channels, fmt)
+            bar = tqdm(total=reader.frames / reader.sample_rate, unit="s", desc=path.name, disable=None if progress else True,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+            with bar:
+                for start, stems in separator.iter_chunks(reader.read, reader.frames):
+                    for name, block in stems.items():
+                        writers[name].write(block)
+                    bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
+        except BaseException as err:
+            for writer in writers.values():
+                writer.abort()
+            if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
+                raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
+            raise
+        for writer in writers.values():
+            writer.commit()
+    return targets

@@ -1,0 +1,77 @@
+"""Finding and safely loading UNet weights: packaged default, file, hub folder or Hub repo id."""
+import pickle
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .model import UNet
+
+DEFAULT_WEIGHTS = "unet_default.pth"
+
+
+class CheckpointError(Exception):
+    """A model file that is not a loadable UNet package, with a one-line reason."""
+
+
+def default_weights_path() -> Optional[Path]:
+    """The weights shipped inside the package, or None when this build ships none."""
+    path = Path(str(resources.files("asteroid_unet") / "weights" / DEFAULT_WEIGHTS))
+    return path if path.is_file() else None
+
+
+def resolve(spec: Union[str, Path]) -> Path:
+    """A local file for ``spec``: a file, a hub folder holding ``pytorch_model.bin``, or a Hub repo id (``org/name[@rev]``)."""
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "pytorch_model.bin"
+        if not path.is_file():
+            raise CheckpointError(f"{spec}: folder has no pytorch_model.bin")
+        return path
+    if path.is_file():
+        return path
+    if str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
+        from asteroid.utils.hub_utils import cached_download
+
+        try:
+            return Path(cached_download(str(spec)))
+        except Exception as err:  # network, missing repo, offline cache miss
+            raise CheckpointError(f"{spec}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+    raise CheckpointError(f"{spec}: no such file, folder or Hub repo id")
+
+
+def load_package(path: Union[str, Path]) -> dict:
+    """Read an Asteroid model package with ``torch.load(weights_only=True)``: pickled code is refused."""
+    try:
+        conf = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).splitlines()[0] if str(err) else "unsupported pickle content"
+        raise CheckpointError(f"{path}: refused, it holds more than weights ({reason[:120]})") from None
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(err).__name__})") from None
+    if not isinstance(conf, dict) or not {"model_name", "model_args", "state_dict"} <= conf.keys():
+        raise CheckpointError(f"{path}: not an Asteroid model package (needs model_name, model_args, state_dict)")
+    if conf["model_name"] != UNet.__name__:
+        raise CheckpointError(f"{path}: a checkpoint for {conf['model_name']}, not for UNet")
+    return conf
+
+
+def load_model(spec: Union[None, str, Path, UNet] = None) -> UNet:
+    """A UNet in eval mode from ``spec`` (None: the packaged default weights)."""
+    if isinstance(spec, UNet):
+        return spec.eval()
+    if spec is None:
+        path = default_weights_path()
+        if path is None:
+            warnings.warn("asteroid-unet ships no trained weights in this build: using an UNTRAINED model", stacklevel=2)
+            torch.manual_seed(0)
+            return UNet().eval()
+    else:
+        path = resolve(spec)
+    conf = load_package(path)
+    try:
+        return UNet.from_pretrained(conf).eval()
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: weights do not fit a UNet ({str(err).splitlines()[0][:120]})") from None
