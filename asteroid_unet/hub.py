@@ -1,0 +1,170 @@
+"""Export a trained UNet package as a Hugging Face Hub folder, and upload it.
+
+Folder layout (what ``BaseModel.from_pretrained("org/name")`` downloads is ``pytorch_model.bin``)::
+
+    pytorch_model.bin      the Asteroid package (``UNet.serialize()``), plain types only
+    README.md              model card with the evaluation table
+    training_config.yaml   the configuration the model was trained with
+    results.json           the evaluation summary (when given)
+
+Command line::
+
+    python -m asteroid_unet.hub export --model exp/best_model.pth --out exp/hub \\
+        --results exp/eval/summary.json --config exp/conf.yaml --repo-id org/unet-musdb18
+    python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18
+"""
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import torch
+import yaml
+
+from .evaluate import markdown_table
+
+MODEL_FILE = "pytorch_model.bin"
+CONFIG_FILE = "training_config.yaml"
+TAGS = ("asteroid", "audio", "audio-to-audio", "source-separation", "music-source-separation", "singing-voice")
+
+
+def load_package(path) -> dict:
+    """Read an Asteroid package saved by ``torch.save(model.serialize(), path)`` and check it is a UNet."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model package at {path}")
+    try:
+        package = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors come in many types
+        raise ValueError(f"{path} is not a plain-type Asteroid package: {err}") from err
+    if not isinstance(package, dict) or package.get("model_name") != "UNet" or "state_dict" not in package:
+        raise ValueError(f"{path} is not a UNet package (expected keys model_name='UNet', model_args, state_dict)")
+    return package
+
+
+def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None, dataset: str = "musdb18",
+               license: str = "cc-by-nc-sa-4.0") -> str:
+    """The README.md text: Hub front matter, usage, model arguments and the evaluation table."""
+    args = package["model_args"]
+    front = yaml.safe_dump({"library_name": "asteroid", "tags": list(TAGS), "datasets": [dataset],
+                            "license": license}, sort_keys=False)
+    lines = [
+        f"---\n{front}---",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        "Singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017), "
+        f"trained with the `asteroid-unet` Asteroid recipe (`egs/musdb18`) on {dataset}.",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import asteroid_unet  # registers UNet with Asteroid",
+        "from asteroid.models import BaseModel",
+        "",
+        f'model = BaseModel.from_pretrained("{repo_id}")',
+        f"estimates = model(mix)  # mix: (batch, time) at {args['sample_rate']:g} Hz -> (batch, n_targets, time)",
+        "```",
+        "",
+        "## Model",
+        "",
+        "| argument | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in args.items()],
+        "",
+    ]
+    if summary:
+        n_tracks = max((row.get("n_tracks", 0) for row in summary.values()), default=0)
+        lines += [
+            "## Results",
+            "",
+            f"BSSEval v4 (museval), median over 1 s windows then over {n_tracks} tracks, in dB. "
+            "`MIX` is the mixture as estimate (floor); `IRM` is the oracle ratio mask at the model's STFT (ceiling).",
+            "",
+            markdown_table(summary),
+        ]
+    lines += [
+        "## Reference",
+        "",
+        "A. Jansson, E. Humphrey, N. Montecchio, R. Bittner, A. Kumar, T. Weyde, "
+        "*Singing Voice Separation with Deep U-Net Convolutional Networks*, ISMIR 2017.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None, config_path=None,
+           dataset: str = "musdb18", license: str = "cc-by-nc-sa-4.0") -> Path:
+    """Write the Hub folder for the package at ``model_path`` into ``out_dir``; returns ``out_dir``.
+
+    Files already in ``out_dir`` (for example the SpeechBrain interface) are kept.
+
+    Args:
+        model_path: ``best_model.pth`` from the recipe.
+        out_dir: destination folder.
+        repo_id: ``org/name`` used in the model card.
+        summary: evaluation summary (:func:`asteroid_unet.evaluate.summarize`), or None.
+        config_path: the training config (yaml) to include, or None.
+        dataset, license: Hub metadata. Defaults ``musdb18`` and ``cc-by-nc-sa-4.0`` (MUSDB18's terms).
+    """
+    package = load_package(model_path)
+    if "/" not in repo_id:
+        raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_path, out / MODEL_FILE)
+    (out / "README.md").write_text(model_card(package, repo_id, summary, dataset, license))
+    if config_path is not None:
+        shutil.copyfile(config_path, out / CONFIG_FILE)
+    if summary:
+        (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out
+
+
+def upload_folder(folder, repo_id: str, token: Optional[str] = None, private: bool = False,
+                  commit_message: str = "Upload asteroid-unet model") -> str:
+    """Create the model repo if needed and push ``folder`` with ``huggingface_hub.upload_folder``.
+
+    Returns the commit URL. Needs a token (argument, ``HF_TOKEN`` or ``huggingface-cli login``).
+    """
+    import huggingface_hub
+
+    folder = Path(folder)
+    missing = [f for f in (MODEL_FILE, "README.md") if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not an exported model folder: missing {missing}")
+    huggingface_hub.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
+    commit = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                                           token=token, commit_message=commit_message)
+    return str(getattr(commit, "commit_url", commit))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Export or upload an asteroid-unet model folder.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    exp = sub.add_parser("export", help="write the Hub folder")
+    exp.add_argument("--model", required=True, help="Asteroid package (best_model.pth)")
+    exp.add_argument("--out", required=True)
+    exp.add_argument("--repo-id", required=True, help="org/name, used in the model card")
+    exp.add_argument("--results", help="summary.json written by the evaluation")
+    exp.add_argument("--config", help="training config yaml")
+    exp.add_argument("--dataset", default="musdb18")
+    exp.add_argument("--license", default="cc-by-nc-sa-4.0")
+    up = sub.add_parser("upload", help="push an exported folder to the Hub")
+    up.add_argument("--folder", required=True)
+    up.add_argument("--repo-id", required=True)
+    up.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export":
+            summary = json.loads(Path(args.results).read_text()) if args.results else None
+            out = export(args.model, args.out, args.repo_id, summary, args.config, args.dataset, args.license)
+            print(f"Exported {args.model} to {out}")
+        else:
+            print(upload_folder(args.folder, args.repo_id, private=args.private))
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"error: {err}\n")
+
+
+if __name__ == "__main__":
+    main()
