@@ -18,7 +18,8 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
+
+from .fullband import fft_resample
 
 TARGETS = ("vocals", "accompaniment")
 METRICS = ("SDR", "SIR", "SAR")
@@ -87,7 +88,7 @@ def irm_estimates(references: Mapping[str, np.ndarray], rate: int, model_rate: i
     names = list(references)
     sources = torch.stack([torch.as_tensor(_as_2d(references[n]).T, dtype=torch.float64) for n in names])
     length = sources.shape[-1]
-    low = AF.resample(sources, int(rate), int(model_rate))  # (sources, channels, samples)
+    low = _resample(sources, int(rate), int(model_rate))  # (sources, channels, samples)
     window = torch.hann_window(n_fft, dtype=low.dtype)
     spec = torch.stft(low.flatten(0, 1), n_fft, hop_length, window=window, center=True, return_complex=True)
     spec = spec.unflatten(0, low.shape[:2])
@@ -96,7 +97,7 @@ def irm_estimates(references: Mapping[str, np.ndarray], rate: int, model_rate: i
     masked = masks * spec.sum(0, keepdim=True)
     est_low = torch.istft(masked.flatten(0, 1), n_fft, hop_length, window=window, center=True,
                           length=low.shape[-1]).unflatten(0, low.shape[:2])
-    est = AF.resample(est_low, int(model_rate), int(rate))
+    est = _resample(est_low, int(model_rate), int(rate))
     est = torch.nn.functional.pad(est, (0, max(0, length - est.shape[-1])))[..., :length]
     return {n: est[i].T.numpy() for i, n in enumerate(names)}
 
@@ -116,6 +117,13 @@ def reference_rows(references: Mapping[str, np.ndarray], rate: int, model_rate: 
         start = time.perf_counter()
         rows[row] = {**bss_eval(references, make(), rate), "time_s": time.perf_counter() - start}
     return rows
+
+
+def _resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """Band-limited FFT resampling of ``(..., time)``, zero-padding the end to a whole length at both rates."""
+    step = orig // math.gcd(orig, new)
+    padded = torch.nn.functional.pad(x, (0, -x.shape[-1] % step))
+    return fft_resample(padded, orig, new, guard=math.ceil(0.5 * orig / step) * step)
 
 
 def summarize(per_track: Mapping[str, Mapping[str, Mapping]]) -> Dict[str, dict]:
