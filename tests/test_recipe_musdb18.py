@@ -1,0 +1,205 @@
+"""SpeechBrain's recipe rules for recipes/MUSDB18, and real runs of the recipe on a tiny MUSDB18 tree."""
+import csv
+import math
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE_CSV = ROOT / "tests" / "recipes" / "MUSDB18.csv"
+COLUMNS = [
+    "Task", "Dataset", "Script_file", "Hparam_file", "Data_prep_file", "Readme_file",
+    "Result_url", "HF_repo", "test_debug_flags", "test_debug_checks", "performance",
+]  # fmt: skip
+RECIPE = ROOT / "recipes" / "MUSDB18" / "separation"
+
+
+def recipe_rows():
+    with open(RECIPE_CSV, newline="") as f:
+        reader = csv.DictReader(f, skipinitialspace=True)
+        assert reader.fieldnames == COLUMNS
+        return list(reader)
+
+
+def top_level_keys(yaml_path):
+    return re.findall(r"^([A-Za-z_]\w*)\s*:", Path(yaml_path).read_text(), flags=re.M)
+
+
+def used_in_script(key, script):
+    patterns = [
+        rf"hparams\[\s*['\"]{key}['\"]\s*\]",
+        rf"\bhparams\.{key}\b",
+        rf"\bmodules\.{key}\b",
+    ]
+    return any(re.search(p, script) for p in patterns)
+
+
+def unused_keys(yaml_path, script):
+    """Top-level keys (but ``__``-prefixed ones) neither used by ``script`` nor referenced by another key."""
+    referenced = set(re.findall(r"<(\w+)>", Path(yaml_path).read_text()))
+    return [
+        k for k in top_level_keys(yaml_path)
+        if not k.startswith("__") and k not in referenced and not used_in_script(k, script)
+    ]  # fmt: skip
+
+
+def test_csv_lists_every_yaml_and_existing_files():
+    rows = recipe_rows()
+    listed = {row["Hparam_file"] for row in rows}
+    on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "recipes" / "MUSDB18").rglob("*.yaml")}
+    assert on_disk and on_disk == listed
+    for row in rows:
+        assert row["Dataset"] == "MUSDB18" and row["Task"]
+        for column in ("Script_file", "Hparam_file", "Data_prep_file", "Readme_file"):
+            assert (ROOT / row[column]).is_file(), f"{column}: {row[column]} missing"
+
+
+@pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
+def test_every_yaml_key_is_used(row):
+    unused = unused_keys(ROOT / row["Hparam_file"], (ROOT / row["Script_file"]).read_text())
+    assert not unused, f"keys used neither by {row['Script_file']} nor by another key: {unused}"
+
+
+def test_key_check_catches_an_unused_key(tmp_path):
+    """The rule above is not vacuous: an extra key is reported."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((RECIPE / "hparams" / "unet.yaml").read_text() + "\nnever_used: 3\n")
+    assert unused_keys(bad, (RECIPE / "train.py").read_text()) == ["never_used"]
+
+
+@pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
+def test_readme_states_results_and_links(row):
+    readme = (ROOT / row["Readme_file"]).read_text()
+    assert "## Results" in readme and re.search(r"^\| .*vocals.*accompaniment", readme, flags=re.M)
+    assert "Hugging Face" in readme
+    for column in ("Result_url", "HF_repo"):
+        if row[column].strip():
+            assert row[column].strip() in readme, f"README does not mention {column} {row[column]}"
+    assert f"python train.py {Path(row['Hparam_file']).relative_to(Path(row['Script_file']).parent)}" in readme
+
+
+def test_yaml_builds_the_paper_model():
+    from hyperpyyaml import load_hyperpyyaml
+
+    import asteroid_unet
+
+    with open(RECIPE / "hparams" / "unet.yaml") as f:
+        hparams = load_hyperpyyaml(f, {"data_folder": "unused", "output_folder": "unused"})
+    model = hparams["model"]
+    assert isinstance(model, asteroid_unet.UNet)
+    assert model.get_model_args() == asteroid_unet.UNet().get_model_args()
+    assert hparams["loss"] is asteroid_unet.unet_loss
+    assert (hparams["sample_rate"], hparams["batch_size"], hparams["lr"]) == (8192, 128, 1e-4)
+
+
+# ----- real runs -----
+
+
+def run_recipe(data, out, *flags, **popen):
+    """Start train.py from its folder, the way a user does (the package is pip-installed)."""
+    cmd = [sys.executable, "train.py", "hparams/unet.yaml", f"--data_folder={data}", f"--output_folder={out}"]
+    cmd += ["--device=cpu", *flags]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # tiny model: threads only contend on shared CI cores
+    return subprocess.Popen(cmd, cwd=RECIPE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def finish(proc, timeout=240):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def debug_flags(row, **overrides):
+    """The CSV's ``test_debug_flags``, with some values replaced or added."""
+    flags = dict(f[2:].split("=", 1) for f in shlex.split(row["test_debug_flags"]))
+    flags.update({k: str(v) for k, v in overrides.items()})
+    return [f"--{k}={v}" for k, v in flags.items()]
+
+
+def parse_checks(checks):
+    files = re.search(r"file_exists=\[([^\]]*)\]", checks).group(1).split(",")
+    perf = re.search(r"performance_check=\[([^\]]*)\]", checks)
+    return [f.strip() for f in files], [p.strip() for p in perf.group(1).split(",")] if perf else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
+def test_debug_run_with_csv_flags(tiny_musdb, tmp_path, row):
+    out = tmp_path / "out"
+    log = finish(run_recipe(tiny_musdb, out, "--debug", *debug_flags(row)))
+    files, perf = parse_checks(row["test_debug_checks"])
+    for name in files:
+        assert (out / name).is_file(), f"{name} missing; log:\n{log[-3000:]}"
+    log_file, metric, condition, epoch = perf
+    line = next(l for l in (out / log_file).read_text().splitlines() if l.startswith(epoch + ","))
+    value = float(re.search(rf"{metric}: ([-\d.e+]+)", line).group(1))
+    assert condition[0] == "<" and value < float(condition[1:])
+    with open(out / "test_results.csv", newline="") as f:
+        results = list(csv.DictReader(f))
+    assert [r["track"] for r in results] == ["test song 0", "median"]
+    for key in ("SDR_vocals", "SDR_accompaniment"):
+        assert math.isfinite(float(results[-1][key]))
+    with open(out / "save" / "train.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2  # 3 train tracks, 1 held out for validation
+
+
+@pytest.mark.slow
+def test_second_run_resumes_from_checkpointer(tiny_musdb, tmp_path):
+    row = recipe_rows()[0]
+    out = tmp_path / "out"
+    finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=1)))
+    log = finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=2)))
+    assert "Loading a checkpoint from" in log and "Going into epoch 2" in log
+    assert "Going into epoch 1" not in log
+    epochs = [l.split(",")[0] for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
+    assert epochs == ["epoch: 1", "epoch: 2"]
+
+
+def _intra_epoch_step(save_dir):
+    """The step of the newest intra-epoch checkpoint, or 0."""
+    steps = [0]
+    for ckpt in save_dir.glob("CKPT+*"):
+        try:
+            meta = yaml.safe_load((ckpt / "CKPT.yaml").read_text())
+            if meta.get("brain_intra_epoch_ckpt"):
+                steps.append(yaml.safe_load((ckpt / "brain.ckpt").read_text())["step"])
+        except (OSError, TypeError, AttributeError, yaml.YAMLError):
+            pass  # being written
+    return max(steps)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_resumes_at_the_saved_step(tiny_musdb, tmp_path):
+    """kill -9 during an epoch; the restart loads the intra-epoch checkpoint and finishes the epoch once."""
+    flags = debug_flags(recipe_rows()[0], N_epochs=1, samples_per_track=12, ckpt_interval_steps=1)
+    out = tmp_path / "out"
+    proc = run_recipe(tiny_musdb, out, *flags, start_new_session=True)
+    deadline = time.time() + 120
+    try:
+        while _intra_epoch_step(out / "save") < 3:
+            assert proc.poll() is None, "training ended before it could be killed"
+            assert time.time() < deadline, "no intra-epoch checkpoint appeared"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    killed_at = _intra_epoch_step(out / "save")
+    assert not (out / "train_log.txt").exists() or "epoch: 1" not in (out / "train_log.txt").read_text()
+
+    log = finish(run_recipe(tiny_musdb, out, *flags))
+    assert "Loading a checkpoint from" in log
+    steps_per_epoch = 2 * 12 // 2  # 2 train tracks x 12 chunks / batch 2
+    final = [c for c in (out / "save").glob("CKPT+*") if "brain_intra_epoch_ckpt" not in (c / "CKPT.yaml").read_text()]
+    assert len(final) == 1
+    brain = yaml.safe_load((final[0] / "brain.ckpt").read_text())
+    # Resumed mid-epoch: the optimizer steps continue from the checkpoint, no batch is repeated.
+    assert 3 <= killed_at < steps_per_epoch and brain["optimizer_step"] == steps_per_epoch
+    assert [l for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")][0].startswith("epoch: 1,")
