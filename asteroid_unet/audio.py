@@ -33,6 +33,12 @@ class AudioReader:
             raise AudioError("is a directory, not an audio file")
         if not self.path.exists():
             raise AudioError("no such file")
+        if not self.path.is_file():
+            raise AudioError("not a regular file")
+        if self.path.stat().st_size == 0:
+            raise AudioError("empty file (0 bytes)")
+        if not os.access(self.path, os.R_OK):
+            raise AudioError("not readable (permission denied)")
         try:
             self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -49,8 +55,10 @@ class AudioReader:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.exists(wav):
             self.close()
+            if "matches no streams" in proc.stderr:
+                raise AudioError("no audio stream in file")
             last = (proc.stderr.strip().splitlines() or ["unknown format"])[-1]
-            raise AudioError(f"not decodable audio ({last.rsplit(': ', 1)[-1]})")
+            raise AudioError(f"not an audio file, or damaged ({last.rsplit(': ', 1)[-1][:80]})")
         return sf.SoundFile(wav)
 
     @property
@@ -70,8 +78,11 @@ class AudioReader:
         out = np.zeros((stop - start, self.channels), dtype=np.float32)
         lo, hi = max(start, 0), min(stop, self.frames)
         if hi > lo:
-            self._file.seek(lo)
-            data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            try:
+                self._file.seek(lo)
+                data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise AudioError(f"damaged audio data near {lo / self.sample_rate:.1f} s ({str(err)[:80]})") from None
             out[lo - start : lo - start + len(data)] = data
         return torch.from_numpy(out.T.copy())
 
@@ -114,5 +125,8 @@ class AtomicWriter:
         os.replace(self._tmp, self.path)
 
     def abort(self):
-        self._file.close()
+        try:
+            self._file.close()
+        except Exception:  # a failed flush (disk full, ...) must not keep the temporary file
+            pass
         self._tmp.unlink(missing_ok=True)

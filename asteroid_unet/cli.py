@@ -49,8 +49,13 @@ def run_separate(args: argparse.Namespace) -> int:
             return 2
     try:
         model = load_model(args.model)
-    except CheckpointError as err:
-        print(f"asteroid-unet: error: {err}", file=sys.stderr)
+    except Exception as err:  # CheckpointError names the file; anything else still gets one line
+        if args.debug:
+            traceback.print_exc()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not isinstance(err, CheckpointError):
+            reason = f"{args.model or 'default weights'}: cannot load model ({reason})"
+        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
         return 2
     failures = 0
     for path in expand_inputs(args.inputs):
@@ -77,7 +82,11 @@ def run_separate(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_separate(args)
+    try:
+        return run_separate(args)
+    except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
+        print("asteroid-unet: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

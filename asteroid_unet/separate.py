@@ -205,6 +205,7 @@ def separate_file(
         if reader.frames == 0:
             raise AudioError("no samples in file")
         separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision)
+        created = not song_dir.exists()
         try:
             song_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -212,6 +213,7 @@ def separate_file(
         if not os.access(song_dir, os.W_OK):
             raise AudioError(f"output folder {song_dir} is not writable")
         writers = {}
+        committed: List[Path] = []
         try:
             for name, target in targets.items():
                 writers[name] = AtomicWriter(target, reader.sample_rate, reader.channels, fmt)
@@ -222,12 +224,20 @@ def separate_file(
                     for name, block in stems.items():
                         writers[name].write(block)
                     bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
+            for writer in writers.values():  # all stems or none: a failure here undoes the renames
+                writer.commit()
+                committed.append(writer.path)
         except BaseException as err:
             for writer in writers.values():
                 writer.abort()
+            for done in committed:
+                done.unlink(missing_ok=True)
+            if created:  # leave no empty folder behind for a song that failed
+                try:
+                    song_dir.rmdir()
+                except OSError:
+                    pass
             if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
                 raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
             raise
-        for writer in writers.values():
-            writer.commit()
     return targets

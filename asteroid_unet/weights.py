@@ -1,11 +1,13 @@
 """Finding and safely loading UNet weights: packaged default, file, hub folder or Hub repo id."""
 import pickle
+import re
 import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
+from torch.torch_version import TorchVersion
 
 from .model import UNet
 
@@ -45,17 +47,27 @@ def resolve(spec: Union[str, Path]) -> Path:
 def load_package(path: Union[str, Path]) -> dict:
     """Read an Asteroid model package with ``torch.load(weights_only=True)``: pickled code is refused."""
     try:
-        conf = torch.load(str(path), map_location="cpu", weights_only=True)
+        # TorchVersion (a str) is allowed: Asteroid's own serialize() stores torch.__version__.
+        with torch.serialization.safe_globals([TorchVersion]):
+            conf = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).splitlines()[0] if str(err) else "unsupported pickle content"
-        raise CheckpointError(f"{path}: refused, it holds more than weights ({reason[:120]})") from None
+        raise CheckpointError(f"{path}: {_refusal(str(err))}") from None
     except Exception as err:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(err).__name__})") from None
     if not isinstance(conf, dict) or not {"model_name", "model_args", "state_dict"} <= conf.keys():
         raise CheckpointError(f"{path}: not an Asteroid model package (needs model_name, model_args, state_dict)")
     if conf["model_name"] != UNet.__name__:
-        raise CheckpointError(f"{path}: a checkpoint for {conf['model_name']}, not for UNet")
+        raise CheckpointError(f"{path}: a checkpoint for {str(conf['model_name'])[:60]}, not for UNet")
     return conf
+
+
+def _refusal(message: str) -> str:
+    """One line from torch's multi-paragraph weights-only error: the global it refused, if any."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return f"refused: it holds pickled code or objects ({found.group(1)}), only plain weights are loaded"
+    detail = next((line.strip() for line in message.splitlines() if line.strip().startswith("Unsupported")), "")
+    return f"refused: not a plain-weights PyTorch checkpoint{f' ({detail[:80]})' if detail else ''}"
 
 
 def load_model(spec: Union[None, str, Path, UNet] = None) -> UNet:
@@ -73,5 +85,6 @@ def load_model(spec: Union[None, str, Path, UNet] = None) -> UNet:
     conf = load_package(path)
     try:
         return UNet.from_pretrained(conf).eval()
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: weights do not fit a UNet ({str(err).splitlines()[0][:120]})") from None
+    except Exception as err:  # wrong args, shapes or types in a stranger's package: one line, not a traceback
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: weights do not fit a UNet ({reason})") from None
