@@ -1,0 +1,131 @@
+"""The Asteroid recipe egs/musdb18/run.sh, end to end on a tiny synthetic set (CPU)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from asteroid_unet import UNet
+from helpers import populate_hf_cache
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "musdb18"
+TINY = ["model.n_layers=4", "model.first_channels=4", "model.patch_frames=32", "model.patch_hop=16",
+        "model.n_bins=128", "data.batch_size=4", "data.num_workers=0", "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1"]
+
+pytestmark = pytest.mark.slow
+
+
+def run_recipe(tmp, *args, overrides=(), **popen):
+    cmd = ["bash", str(RECIPE / "run.sh"), "--data_dir", str(tmp / "data"), "--n_songs", "4", "--duration", "4",
+           "--seed", "3", *args, "--", *TINY, *overrides]
+    env = dict(os.environ, PYTHON=sys.executable)
+    if popen:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recipe")
+    exp = tmp / "exp"
+    stdout = run_recipe(tmp, "--exp_dir", str(exp), overrides=["trainer.max_epochs=2", "data.samples_per_track=4"])
+    return tmp, exp, stdout
+
+
+def test_each_stage_writes_its_files(recipe):
+    tmp, exp, _ = recipe
+    synth = tmp / "data" / "synth-n4-d4-s3"
+    assert len(list((synth / "train").iterdir())) == 3 and len(list((synth / "test").iterdir())) == 1
+    prepared = tmp / "data" / "prepared-synth-n4-d4-s3-8192"
+    tracks = json.loads((prepared / "prepared.json").read_text())["tracks"]
+    assert len(tracks["train"]) == 2 and len(tracks["valid"]) == 1
+    for split in ("train", "valid"):
+        for name in tracks[split]:
+            assert {p.name for p in (prepared / split / name).iterdir()} == {"vocals.wav", "accompaniment.wav"}
+    assert (exp / "conf.yaml").is_file() and (exp / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((exp / "checkpoints").glob("epoch=*-val_loss=*.ckpt"))) == 1
+    assert (exp / "best_model.pth").is_file() and list((exp / "logs").glob("version_*/metrics.csv"))
+    results = json.loads((exp / "train_results.json").read_text())
+    assert results["global_step"] == 2 * (2 * 4 // 4) and results["best_val_loss"] > 0
+    assert len(list((exp / "eval" / "tracks").glob("*.json"))) == 1
+    assert (exp / "eval" / "summary.json").is_file() and (exp / "eval" / "summary.md").is_file()
+    assert {p.name for p in (exp / "hub").iterdir()} >= {"pytorch_model.bin", "README.md", "training_config.yaml"}
+
+
+def test_overrides_reach_the_trained_model(recipe):
+    _, exp, _ = recipe
+    model = UNet.from_pretrained(str(exp / "best_model.pth"))
+    assert model.patch_frames == 32 and model.n_bins == 128 and model.masknet_args["n_layers"] == 4
+    assert "patch_frames: 32" in (exp / "hub" / "training_config.yaml").read_text()
+
+
+def test_summary_has_mix_and_irm_rows_with_irm_above_mix(recipe):
+    _, exp, stdout = recipe
+    summary = json.loads((exp / "eval" / "summary.json").read_text())
+    assert set(summary) == {"MIX", "IRM", "UNet"}
+    for target in ("vocals", "accompaniment"):
+        assert summary["IRM"][target]["SDR"] > summary["MIX"][target]["SDR"] + 3
+        for metric in ("SDR", "SIR", "SAR"):
+            assert isinstance(summary["UNet"][target][metric], float)
+    assert summary["UNet"]["time_s"] > 0
+    assert "| MIX |" in stdout and "| IRM |" in stdout and "| UNet |" in stdout  # the table is printed
+    card = (exp / "hub" / "README.md").read_text()
+    assert "library_name: asteroid" in card and "synthetic-musdb18" in card and "| IRM |" in card
+
+
+def test_exported_folder_loads_locally_and_offline_from_the_hub_cache(recipe, tmp_path):
+    _, exp, _ = recipe
+    reference = UNet.from_pretrained(str(exp / "best_model.pth")).eval()
+    local = UNet.from_pretrained(str(exp / "hub" / "pytorch_model.bin")).eval()
+    x = torch.randn(1, 30000)
+    with torch.no_grad():
+        torch.testing.assert_close(local(x), reference(x))
+    cache = tmp_path / "cache"
+    populate_hf_cache(cache, "asteroid-unet/unet-musdb18", exp / "hub" / "pytorch_model.bin")
+    env = dict(os.environ, ASTEROID_CACHE=str(cache), HF_HUB_OFFLINE="1")
+    code = ("import asteroid_unet; from asteroid.models import BaseModel; "
+            "m = BaseModel.from_pretrained('asteroid-unet/unet-musdb18'); print(type(m).__name__, m.patch_frames)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["UNet", "32"]
+
+
+def test_training_resumes_after_kill(recipe):
+    tmp, _, _ = recipe
+    exp = tmp / "exp-resume"
+    steps_per_epoch = 2 * 32 // 4
+    stage1 = ["--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp)]
+    proc = run_recipe(tmp, *stage1, overrides=["trainer.max_epochs=1000", "data.samples_per_track=32"],
+                      start_new_session=True)
+    last = exp / "checkpoints" / "last.ckpt"
+    try:
+        deadline = time.time() + 300
+        while not last.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert last.exists(), proc.stdout.read() if proc.poll() is not None else "no checkpoint in time"
+        time.sleep(1.0)  # into the next epoch
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    epoch, step = saved["epoch"], saved["global_step"]
+    assert step == (epoch + 1) * steps_per_epoch
+    stdout = run_recipe(tmp, *stage1, overrides=[f"trainer.max_epochs={epoch + 3}", "data.samples_per_track=32"])
+    assert f"Resuming from {last} (epoch {epoch}, step {step})" in stdout
+    results = json.loads((exp / "train_results.json").read_text())
+    assert results["global_step"] == (epoch + 3) * steps_per_epoch  # continued, not restarted from 0
+    assert (exp / "best_model.pth").is_file()
+
+
+def test_bad_option_is_reported():
+    out = subprocess.run(["bash", str(RECIPE / "run.sh"), "--no_such_option", "1"], capture_output=True, text=True)
+    assert out.returncode == 1 and "unknown option" in out.stderr
