@@ -32,6 +32,7 @@ def interpolate_mask(
     bin_hz: float,
     n_frames: int,
     frame_s: float,
+    offset_frames: int = 0,
 ) -> torch.Tensor:
     """Map a model-rate mask ``(..., n_bins, model_frames)`` onto a full-band grid ``(..., n_freqs, n_frames)``.
 
@@ -39,6 +40,7 @@ def interpolate_mask(
     it (the model sees 0 to ``n_bins * model_bin_hz`` Hz) each frame takes the mean of the
     mask over the top octave of the model's band, so what the model hears of a source's
     upper harmonics decides how much of the high band goes to that source.
+    Mask frame 0 is model frame ``offset_frames`` of the signal (times are clamped to the mask).
     """
     n_bins = mask.shape[-2]
     high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
@@ -49,21 +51,22 @@ def interpolate_mask(
     hi = torch.where(in_band, (lo + 1).clamp(max=n_bins - 1), lo)
     w = torch.where(in_band, q - q.floor(), torch.zeros_like(q)).to(mask.dtype).to(mask.device)[:, None]
     lo, hi = lo.to(mask.device), hi.to(mask.device)
-    by_freq = extended[..., lo, :] * (1 - w) + extended[..., hi, :] * w
-    t = torch.arange(n_frames, dtype=torch.float64) * (frame_s / model_frame_s)
-    t = t.clamp(max=mask.shape[-1] - 1)
+    by_freq = torch.lerp(extended.index_select(-2, lo), extended.index_select(-2, hi), w)
+    t = torch.arange(n_frames, dtype=torch.float64) * (frame_s / model_frame_s) - offset_frames
+    t = t.clamp(min=0, max=mask.shape[-1] - 1)
     t_lo = t.floor().long()
     t_hi = (t_lo + 1).clamp(max=mask.shape[-1] - 1)
     wt = (t - t.floor()).to(mask.dtype).to(mask.device)
     t_lo, t_hi = t_lo.to(mask.device), t_hi.to(mask.device)
-    return by_freq[..., t_lo] * (1 - wt) + by_freq[..., t_hi] * wt
+    return torch.lerp(by_freq.index_select(-1, t_lo), by_freq.index_select(-1, t_hi), wt)
 
 
-def stft_hop(unit: int, sample_rate: int) -> int:
-    """The divisor of ``unit`` closest to 46 ms at ``sample_rate`` (2048 samples at 44.1 kHz)."""
-    target = sample_rate * 2048 / 44100
+def stft_size(step: int, sample_rate: int) -> tuple:
+    """``(n_fft, hop)`` of the full-band STFT: a power-of-two window near 93 ms (4096 at 44.1 kHz)
+    and the largest hop up to half of it that divides ``step`` (so segment borders fall on frames)."""
+    n_fft = 2 ** round(math.log2(sample_rate * 4096 / 44100))
     divisors = set()
-    for d in range(1, math.isqrt(unit) + 1):
-        if unit % d == 0:
-            divisors.update((d, unit // d))
-    return min(divisors, key=lambda d: (abs(math.log(d / target)), d))
+    for d in range(1, math.isqrt(step) + 1):
+        if step % d == 0:
+            divisors.update((d, step // d))
+    return n_fft, max(d for d in divisors if d <= n_fft // 2)

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
-from .fullband import fft_resample, interpolate_mask, stft_hop
+from .fullband import fft_resample, interpolate_mask, stft_size
 from .model import UNet
 from .weights import load_model
 
@@ -51,60 +51,73 @@ class Separator:
         self.model_rate = int(model.sample_rate)
         if self.sample_rate <= 0:
             raise ValueError(f"sample rate must be positive, got {sample_rate}")
-        # Smallest whole number of patch hops that is a whole number of samples at both rates.
-        hop_samples = model.patch_hop * model.hop_length
-        k = self.model_rate // math.gcd(hop_samples * self.sample_rate, self.model_rate)
-        self.unit = hop_samples * self.sample_rate * k // self.model_rate
-        self.unit_frames = model.patch_hop * k
-        lead = model.patch_frames - model.patch_hop
-        self.margin = (math.ceil(lead / self.unit_frames) + 1) * self.unit
+        hop_m, patch_hop = model.hop_length, model.patch_hop
+        # Model frames per whole number of input samples, and chunk borders: whole patch hops on that grid.
+        self.frame_step = self.model_rate // math.gcd(hop_m * self.sample_rate, self.model_rate)
+        unit_frames = patch_hop * (self.model_rate // math.gcd(patch_hop * hop_m * self.sample_rate, self.model_rate))
+        self.unit = self.samples(unit_frames)
         self.chunk = max(1, round(chunk_seconds * self.sample_rate / self.unit)) * self.unit
-        self.hop = stft_hop(self.unit, self.sample_rate)
-        self.n_fft = 2 * self.hop
-        self.window = torch.hann_window(self.n_fft, device=self.device).sqrt()  # sqrt-Hann at 50 %: perfect reconstruction
+        # Context: the patches covering a chunk's first frame start up to patch_frames - patch_hop frames
+        # earlier; 16 more frames keep STFT and resampling edge effects away from them.
+        lead = model.patch_frames - patch_hop + 16
+        self.margin = self.samples(math.ceil(lead / self.frame_step) * self.frame_step)
+        self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
+        self.window = torch.hann_window(self.n_fft, device=self.device)
         step = self.sample_rate // math.gcd(self.sample_rate, self.model_rate)
         self.guard = math.ceil(0.5 * self.sample_rate / step) * step
         self.names = stem_names(model)
 
+    def samples(self, model_frames: int) -> int:
+        """Input samples spanned by ``model_frames`` model hops (a multiple of ``frame_step``)."""
+        return model_frames * self.model.hop_length * self.sample_rate // self.model_rate
+
     def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
         """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
+        step = self.samples(self.frame_step)
         for start in range(0, n_samples, self.chunk):
             stop = min(start + self.chunk, n_samples)
             seg_start = max(0, start - self.margin)
             seg_stop = min(n_samples, stop + self.margin)
-            seg_len = math.ceil((seg_stop - seg_start) / self.unit) * self.unit
+            seg_len = math.ceil((seg_stop - seg_start) / step) * step
             x = read(seg_start, seg_start + seg_len).to(self.device)
             if not torch.isfinite(x).all():
                 raise AudioError("contains NaN or Inf samples")
             x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
-            stems = self._separate_segment(x)
+            first_frame = seg_start * self.model_rate // (self.model.hop_length * self.sample_rate)
+            stems = self._separate_segment(x, first_frame)
             core = slice(start - seg_start, stop - seg_start)
             yield start, {name: s[:, core].cpu() for name, s in stems.items()}
 
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _separate_segment(self, x: torch.Tensor, first_frame: int) -> Dict[str, torch.Tensor]:
+        """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``."""
         model = self.model
         mono = fft_resample(x.mean(0, keepdim=True), self.sample_rate, self.model_rate, self.guard)
-        magnitude = model.magnitude(mono)
+        # Patches lie on a grid of patch_hop frames from the song's start, whatever the segment.
+        skip = -first_frame % model.patch_hop
+        magnitude = model.magnitude(mono)[..., skip:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
             masks = model.masks_from_magnitude(magnitude)[0].float()
         if len(self.names) > 2:  # several masks share the mix
             masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
         elif masks.shape[0] == 2:
             masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
-        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-        stems: Dict[str, torch.Tensor] = {}
-        for name, mask in zip(self.names[:-1], masks):
-            full = interpolate_mask(
-                mask,
-                model_bin_hz=self.model_rate / model.n_fft,
-                model_frame_s=model.hop_length / self.model_rate,
-                n_freqs=spec.shape[-2],
-                bin_hz=self.sample_rate / self.n_fft,
-                n_frames=spec.shape[-1],
-                frame_s=self.hop / self.sample_rate,
-            )
-            stems[name] = torch.istft(spec * full, self.n_fft, self.hop, window=self.window, length=x.shape[-1])
+        stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in self.names[:-1]}
+        for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
+            spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+            for name, mask in zip(self.names[:-1], masks):
+                full = interpolate_mask(
+                    mask,
+                    model_bin_hz=self.model_rate / model.n_fft,
+                    model_frame_s=model.hop_length / self.model_rate,
+                    n_freqs=spec.shape[-2],
+                    bin_hz=self.sample_rate / self.n_fft,
+                    n_frames=spec.shape[-1],
+                    frame_s=self.hop / self.sample_rate,
+                    offset_frames=skip,
+                )
+                masked = spec if name == self.names[-2] else spec.clone()  # the last masked stem may reuse spec
+                stems[name][channel] = torch.istft(masked.mul_(full), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
         stems[self.names[-1]] = x - sum(stems.values())
         return stems
 

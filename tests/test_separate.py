@@ -56,9 +56,9 @@ def test_chunked_equals_whole(paper_model):
 
 def test_chunk_geometry_bounds_memory(paper_model):
     sep = Separator(paper_model, 44100, chunk_seconds=120)
-    assert sep.chunk % sep.unit == 0 and sep.unit % sep.hop == 0
+    assert sep.chunk % sep.unit == 0 and sep.unit % sep.hop == 0 and sep.margin % sep.hop == 0
     assert sep.chunk == 120 * 44100  # 20 patch hops of 6 s
-    assert sep.margin == 2 * sep.unit
+    assert sep.margin == 7.5 * 44100  # 64 + 16 frames, rounded up to whole samples
 
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (700,), (2, 1), (1, 30000), (6, 20000)])

@@ -1,0 +1,166 @@
+"""Speed and memory of the whole user path, ours against Open-Unmix, in one run.
+
+Each case runs in a fresh subprocess (so peak RSS is its own): decode a 44.1 kHz stereo
+WAV, separate it into vocals and accompaniment, write two WAV files. Timed from the
+start of decoding to the last file written; model construction is outside the timing.
+
+Peer: Open-Unmix (``openunmix`` package), UMX-HQ size (hidden 512, 3 BLSTM layers,
+n_fft 4096, hop 1024, max_bin 1487), random weights, vocals + residual, one Wiener
+iteration (its ``predict.separate`` default). It holds the whole song in memory, so it
+runs only up to ``--peer-max-seconds``.
+
+    python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
+    python benchmarks/speed.py --device cuda        # on a GPU
+    python benchmarks/speed.py --durations 30 240   # quicker
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATE = 44100
+
+
+def make_input(path: Path, seconds: float) -> None:
+    """A real song's texture: the Falcon 69 MUSDB preview (its mixture), tiled to ``seconds``, written in blocks."""
+    import soundfile as sf
+    import stempeg
+
+    from asteroid_unet.demo import PREVIEW
+
+    clip, rate = stempeg.read_stems(str(PREVIEW), stem_id=0)
+    assert int(rate) == RATE
+    clip = clip.astype(np.float32)
+    total = int(seconds * RATE)
+    with sf.SoundFile(str(path), "w", samplerate=RATE, channels=2, subtype="PCM_16") as f:
+        written = 0
+        while written < total:
+            block = clip[: total - written]
+            f.write(block)
+            written += len(block)
+
+
+def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float) -> float:
+    import torch
+
+    from asteroid_unet.separate import separate_file
+    from asteroid_unet.weights import load_model
+
+    model = load_model(None).to(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    separate_file(src, outdir, model, fmt="wav", force=True, device=device, precision=precision, chunk_seconds=chunk_seconds)
+    return time.perf_counter() - start
+
+
+def run_open_unmix(src: str, outdir: str, device: str) -> float:
+    import soundfile as sf
+    import torch
+    from openunmix.model import OpenUnmix, Separator
+
+    torch.manual_seed(0)
+    umx = OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=512, nb_layers=3, max_bin=1487)
+    separator = Separator({"vocals": umx}, niter=1, residual=True, n_fft=4096, n_hop=1024, nb_channels=2).eval().to(device)
+    start = time.perf_counter()
+    audio, rate = sf.read(src, dtype="float32", always_2d=True)
+    with torch.inference_mode():
+        estimates = separator(torch.from_numpy(audio.T)[None].to(device))  # (1, targets, channels, time)
+    estimates = estimates[0].cpu().numpy()
+    for name, est in zip(["vocals", "accompaniment"], estimates):
+        sf.write(os.path.join(outdir, f"{name}.wav"), est.T, rate, subtype="FLOAT")
+    return time.perf_counter() - start
+
+
+def child(args) -> None:
+    """One timed case in this process; prints a JSON line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as outdir:
+        if args.child == "ours":
+            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds)
+        else:
+            wall = run_open_unmix(args.input, outdir, args.device)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb}))
+
+
+def measure(system: str, src: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
+           "--threads", str(args.threads), "--precision", args.precision, "--chunk-seconds", str(args.chunk_seconds)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--durations", type=float, nargs="+", default=[30, 240, 3600], help="input lengths in seconds")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--chunk-seconds", type=float, default=120.0)
+    parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix")
+    parser.add_argument("--out", default="benchmarks/results/speed.json")
+    parser.add_argument("--child", choices=["ours", "umx"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seconds in args.durations:
+            src = Path(tmp) / f"input_{int(seconds)}s.wav"
+            make_input(src, seconds)
+            ours = measure("ours", src, args)
+            peer = measure("umx", src, args) if seconds <= args.peer_max_seconds else {"skipped": True}
+            row = {"seconds": seconds, "asteroid_unet": ours, "open_unmix": peer}
+            for entry in (ours, peer):
+                if "wall_s" in entry:
+                    entry["realtime_factor"] = seconds / entry["wall_s"]
+            if "wall_s" in ours and "wall_s" in peer:
+                row["speedup_vs_open_unmix"] = peer["wall_s"] / ours["wall_s"]
+            rows.append(row)
+            src.unlink()
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device, "precision": args.precision}
+    if args.device == "cuda":
+        import torch
+
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    print_table(rows, machine)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    print(f"\nwrote {out}")
+
+
+def fmt_case(entry: dict) -> str:
+    if entry.get("skipped"):
+        return f"{'skipped (whole song in memory)':>32s}"
+    if "error" in entry:
+        return f"{'failed: ' + entry['error'][:24]:>32s}"
+    return f"{entry['wall_s']:8.2f} s {entry['realtime_factor']:8.1f}x {entry['peak_rss_mb']:8.0f} MB"
+
+
+def print_table(rows, machine) -> None:
+    print(f"machine: {machine}")
+    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s} | {'Open-Unmix (UMX-HQ size)':>32s} | speed-up")
+    for row in rows:
+        speedup = f"{row['speedup_vs_open_unmix']:7.1f}x" if "speedup_vs_open_unmix" in row else "      -"
+        print(f"{row['seconds']:7.0f}s | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedup}")
+
+
+if __name__ == "__main__":
+    main()
