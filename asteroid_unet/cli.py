@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: %(default)s")
     sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS), help="default: the input's, else wav")
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
-    sep.add_argument("--chunk-seconds", type=float, default=120.0, help="memory bound (default: %(default)s)")
+    sep.add_argument("--chunk-seconds", type=float, default=60.0, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser

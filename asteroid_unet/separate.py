@@ -29,7 +29,7 @@ class Separator:
     Args:
         model (UNet): the model (moved to ``device``, eval mode).
         sample_rate (int): rate of the signals to separate.
-        chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 120.
+        chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 60.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
     """
@@ -38,7 +38,7 @@ class Separator:
         self,
         model: UNet,
         sample_rate: int,
-        chunk_seconds: float = 120.0,
+        chunk_seconds: float = 60.0,
         device: Optional[str] = None,
         precision: str = "float32",
     ):
@@ -134,7 +134,7 @@ def separate(
     sample_rate: int,
     model: Union[None, str, UNet] = None,
     device: Optional[str] = None,
-    chunk_seconds: float = 120.0,
+    chunk_seconds: float = 60.0,
     precision: str = "float32",
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
@@ -188,7 +188,7 @@ def separate_file(
     fmt: Optional[str] = None,
     force: bool = False,
     device: Optional[str] = None,
-    chunk_seconds: float = 120.0,
+    chunk_seconds: float = 60.0,
     precision: str = "float32",
     progress: bool = False,
 ) -> Dict[str, Path]:

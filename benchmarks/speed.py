@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--chunk-seconds", type=float, default=120.0)
+    parser.add_argument("--chunk-seconds", type=float, default=60.0)
     parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     parser.add_argument("--child", choices=["ours", "umx"], help=argparse.SUPPRESS)
