@@ -155,8 +155,8 @@ def test_debug_run_with_csv_flags(tiny_musdb, tmp_path, row):
 def test_second_run_resumes_from_checkpointer(tiny_musdb, tmp_path):
     row = recipe_rows()[0]
     out = tmp_path / "out"
-    finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=1)))
-    log = finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=2)))
+    finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=1, eval_reference_rows=False)))
+    log = finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=2, eval_reference_rows=False)))
     assert "Loading a checkpoint from" in log and "Going into epoch 2" in log
     assert "Going into epoch 1" not in log
     epochs = [l.split(",")[0] for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
@@ -179,7 +179,9 @@ def _intra_epoch_step(save_dir):
 @pytest.mark.slow
 def test_kill_9_mid_epoch_resumes_at_the_saved_step(tiny_musdb, tmp_path):
     """kill -9 during an epoch; the restart loads the intra-epoch checkpoint and finishes the epoch once."""
-    flags = debug_flags(recipe_rows()[0], N_epochs=1, samples_per_track=12, ckpt_interval_steps=1)
+    flags = debug_flags(
+        recipe_rows()[0], N_epochs=1, samples_per_track=12, ckpt_interval_steps=1, eval_reference_rows=False
+    )
     out = tmp_path / "out"
     proc = run_recipe(tiny_musdb, out, *flags, start_new_session=True)
     deadline = time.time() + 120

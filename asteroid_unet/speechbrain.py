@@ -1,0 +1,176 @@
+"""SpeechBrain inference interface: one hub folder and one weights file for both toolkits.
+
+An Asteroid hub folder holds ``pytorch_model.bin`` (the ``UNet.serialize()`` dict).
+:func:`write_speechbrain_files` adds a ``hyperparams.yaml`` whose ``pretrainer`` reads
+that same file, so the folder (or its Hugging Face repo) loads with
+
+>>> from asteroid_unet.speechbrain import UNetSeparator  # doctest: +SKIP
+>>> sep = UNetSeparator.from_hparams(source="org/unet-musdb", savedir="pretrained/unet")  # doctest: +SKIP
+>>> est = sep.separate_file("song.wav")  # (channels, time, n_targets) at 8192 Hz  # doctest: +SKIP
+
+Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+from scipy.signal import resample_poly
+from speechbrain.dataio import audio_io
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchSource
+from speechbrain.utils.parameter_transfer import Pretrainer
+
+from .model import UNet
+
+WEIGHTS_FILE = "pytorch_model.bin"
+HPARAMS_FILE = "hyperparams.yaml"
+
+
+class UNetSeparator(Pretrained):
+    """Separates music into the model's targets (default vocals and accompaniment).
+
+    Load with ``UNetSeparator.from_hparams(source=<folder or HF repo id>, savedir=...)``.
+    Outputs follow SpeechBrain's separation layout ``(batch, time, n_targets)``, in the
+    order of :attr:`targets`, at the model's rate :attr:`sample_rate` (8192 Hz by default).
+    """
+
+    MODULES_NEEDED = ["model"]
+
+    @property
+    def targets(self) -> list:
+        """Target names, in output order."""
+        return list(self.mods.model.targets)
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate in Hz of inputs to :meth:`separate_batch` and of all outputs."""
+        return int(self.mods.model.sample_rate)
+
+    def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
+        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_targets)``."""
+        mix = torch.as_tensor(mix)
+        if mix.ndim != 2:
+            raise ValueError(f"separate_batch expects (batch, time), got shape {tuple(mix.shape)}")
+        with torch.no_grad():
+            return self.mods.model(mix.to(self.device, torch.float32)).transpose(1, 2)
+
+    def separate_file(self, path) -> torch.Tensor:
+        """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_targets)``.
+
+        The file is resampled to :attr:`sample_rate`; each channel is separated on its own.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No such audio file: {path}")
+        audio, rate = audio_io.load(str(path))  # (channels, time)
+        if audio.shape[-1] == 0:
+            raise ValueError(f"{path}: the file holds no samples")
+        if rate != self.sample_rate:
+            g = math.gcd(rate, self.sample_rate)
+            audio = torch.from_numpy(resample_poly(audio.numpy(), self.sample_rate // g, rate // g, axis=-1))
+        return self.separate_batch(audio)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`separate_batch`."""
+        return self.separate_batch(mix)
+
+
+class AsteroidPretrainer(Pretrainer):
+    """A ``Pretrainer`` that loads every loadable from an Asteroid package (``pytorch_model.bin``).
+
+    Without explicit ``paths``, the file is fetched from the interface's source (local
+    folder or Hugging Face repo, through SpeechBrain's fetching and the standard HF cache).
+
+    Args:
+        loadables (dict): name -> :class:`UNet` to load.
+        filename (str): the package file in the source. Default ``"pytorch_model.bin"``.
+        **kwargs: passed to ``Pretrainer`` (``collect_in``, ``paths``, ...).
+    """
+
+    def __init__(self, loadables=None, filename=WEIGHTS_FILE, **kwargs):
+        super().__init__(loadables=loadables, **kwargs)
+        self.filename = filename
+        for name in self.loadables:
+            self.custom_hooks.setdefault(name, load_asteroid_package)
+
+    def collect_files(self, default_source=None, **kwargs):
+        """Point loadables without a path at ``<default_source>/<filename>``, then collect."""
+        if default_source is not None:
+            for name in self.loadables:
+                self.paths.setdefault(name, _join_source(default_source, self.filename))
+        return super().collect_files(default_source=default_source, **kwargs)
+
+
+def load_asteroid_package(model: UNet, path) -> None:
+    """Load the weights of an Asteroid package file into ``model``, built from the YAML.
+
+    Raises ValueError when the file is not a ``UNet`` package or was built with other settings.
+    """
+    conf = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(conf, dict) or not {"model_name", "model_args", "state_dict"} <= conf.keys():
+        raise ValueError(f"{path} is not an Asteroid model package (model_name, model_args, state_dict)")
+    if conf["model_name"] != type(model).__name__:
+        raise ValueError(f"{path} holds a {conf['model_name']}, not a {type(model).__name__}")
+    expected = model.get_model_args()
+    differ = {k: (conf["model_args"].get(k), v) for k, v in expected.items() if conf["model_args"].get(k) != v}
+    if differ:
+        raise ValueError(f"{path} and the hyperparams disagree on (file, yaml): {differ}")
+    model.load_state_dict(conf["state_dict"])
+
+
+def write_speechbrain_files(out_dir) -> Path:
+    """Write ``hyperparams.yaml`` for :class:`UNetSeparator` next to the ``pytorch_model.bin`` in ``out_dir``.
+
+    The model settings are copied from the package, so the YAML and the weights agree.
+    Returns the YAML's path.
+    """
+    out_dir = Path(out_dir)
+    weights = out_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: export the Asteroid package first")
+    conf = torch.load(weights, map_location="cpu", weights_only=True)
+    args = conf["model_args"]
+    lines = [
+        "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",
+        "#   from asteroid_unet.speechbrain import UNetSeparator",
+        "#   separator = UNetSeparator.from_hparams(source=<this repo or folder>, savedir=...)",
+        f"# The weights are the Asteroid package {WEIGHTS_FILE} next to this file.",
+        "",
+        f"sample_rate: {json.dumps(args['sample_rate'])}",
+        f"targets: {json.dumps(args['targets'])}",
+        "",
+        f"model: !new:asteroid_unet.{conf['model_name']}",
+        "    targets: !ref <targets>",
+        "    sample_rate: !ref <sample_rate>",
+        *(f"    {k}: {json.dumps(v)}" for k, v in args.items() if k not in ("targets", "sample_rate")),
+        "",
+        "modules:",
+        "    model: !ref <model>",
+        "",
+        "pretrainer: !new:asteroid_unet.speechbrain.AsteroidPretrainer",
+        f"    filename: {WEIGHTS_FILE}",
+        "    loadables:",
+        "        model: !ref <model>",
+        "",
+    ]
+    path = out_dir / HPARAMS_FILE
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _join_source(source, filename):
+    if isinstance(source, FetchSource):
+        return FetchSource(source.FetchFrom, f"{source.path}/{filename}")
+    return f"{str(source).rstrip('/')}/{filename}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Add SpeechBrain's hyperparams.yaml to an Asteroid hub folder.")
+    parser.add_argument("folder", help=f"folder holding {WEIGHTS_FILE}")
+    print(write_speechbrain_files(parser.parse_args(argv).folder))
+
+
+if __name__ == "__main__":
+    main()
