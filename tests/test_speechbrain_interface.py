@@ -120,3 +120,16 @@ def test_separate_file_on_a_real_musdb_preview(hub_folder, tmp_path):
     assert rate == 44100 and mix.shape[1] == 2 and mix.shape[0] > 5 * rate
     assert est.shape[0] == 2 and abs(est.shape[1] - expected) <= 1 and est.shape[2] == 2
     assert torch.isfinite(est).all() and est.abs().max() > 0
+
+
+def test_folder_exported_by_the_asteroid_hub_serves_both_toolkits(tmp_path, small_model):
+    from asteroid_unet import UNet, hub
+
+    torch.save(small_model.serialize(), tmp_path / "best_model.pth")
+    folder = hub.export(tmp_path / "best_model.pth", tmp_path / "hub", repo_id=REPO_ID)
+    write_speechbrain_files(folder)
+    sep = UNetSeparator.from_hparams(source=str(folder), savedir=str(tmp_path / "sb"))
+    asteroid_model = UNet.from_pretrained(str(folder / "pytorch_model.bin")).eval()
+    x = torch.randn(1, 5000)
+    with torch.no_grad():
+        torch.testing.assert_close(sep.separate_batch(x), asteroid_model(x).transpose(1, 2), rtol=0, atol=0)
