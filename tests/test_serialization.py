@@ -1,6 +1,4 @@
 import os
-import pickle
-import shutil
 
 import pytest
 import torch
@@ -8,6 +6,7 @@ from asteroid import models as asteroid_models
 from asteroid.models import BaseModel
 
 from asteroid_unet import UNet
+from helpers import populate_hf_cache
 
 
 def _plain(value):
@@ -74,23 +73,11 @@ def test_non_default_settings_survive(tmp_path):
     assert loaded.targets == ["vocals"] and loaded.patch_hop == 128
 
 
-def _populate_hf_cache(cache_dir, repo_id, model_file, revision="main"):
-    """Lay out a file the way ``hf_hub_download`` caches it: blobs, snapshots, refs."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo_dir = cache_dir / ("models--" + repo_id.replace("/", "--"))
-    (repo_dir / "refs").mkdir(parents=True)
-    (repo_dir / "refs" / revision).write_text(commit)
-    snapshot = repo_dir / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    shutil.copy(model_file, snapshot / "pytorch_model.bin")
-    return commit
-
-
 @pytest.mark.parametrize("suffix", ["", "@main", "@v1"])
 def test_from_pretrained_repo_id_offline(tmp_path, saved, suffix, monkeypatch):
     model, path = saved
     cache = tmp_path / "asteroid_cache"
-    _populate_hf_cache(cache, "someone/unet-test", path, revision=suffix[1:] or "main")
+    populate_hf_cache(cache, "someone/unet-test", path, revision=suffix[1:] or "main")
     monkeypatch.setattr("asteroid.utils.hub_utils.CACHE_DIR", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
@@ -107,7 +94,7 @@ def test_from_pretrained_repo_id_offline_subprocess(tmp_path, saved):
 
     _, path = saved
     cache = tmp_path / "cache"
-    _populate_hf_cache(cache, "someone/unet-test", path)
+    populate_hf_cache(cache, "someone/unet-test", path)
     env = dict(os.environ, ASTEROID_CACHE=str(cache), HF_HUB_OFFLINE="1")
     code = "import asteroid_unet; from asteroid.models import BaseModel; print(type(BaseModel.from_pretrained('someone/unet-test')).__name__)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
