@@ -6,6 +6,7 @@ Folder layout (what ``BaseModel.from_pretrained("org/name")`` downloads is ``pyt
     README.md              model card with the evaluation table
     training_config.yaml   the configuration the model was trained with
     results.json           the evaluation summary (when given)
+    hyperparams.yaml       the SpeechBrain interface (``UNetSeparator.from_hparams``) over the same weights
 
 Command line::
 
@@ -118,6 +119,9 @@ def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None,
         shutil.copyfile(config_path, out / CONFIG_FILE)
     if summary:
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from .speechbrain import write_speechbrain_files  # speechbrain is slow to import: only when exporting
+
+    write_speechbrain_files(out)
     return out
 
 

@@ -24,7 +24,7 @@ def exported(tmp_path, small_model):
     config = tmp_path / "conf.yaml"
     config.write_text("data:\n  batch_size: 4\n")
     (tmp_path / "hub").mkdir()
-    (tmp_path / "hub" / "hyperparams.yaml").write_text("kept: true\n")  # e.g. SpeechBrain files
+    (tmp_path / "hub" / "NOTES.md").write_text("kept\n")  # files already there are kept
     folder = hub.export(model_path, tmp_path / "hub", "someone/unet-test", SUMMARY, config, dataset="musdb18")
     return small_model, folder
 
@@ -32,7 +32,8 @@ def exported(tmp_path, small_model):
 def test_export_layout_and_model_card(exported):
     _, folder = exported
     assert sorted(p.name for p in folder.iterdir()) == [
-        "README.md", "hyperparams.yaml", "pytorch_model.bin", "results.json", "training_config.yaml"]
+        "NOTES.md", "README.md", "hyperparams.yaml", "pytorch_model.bin", "results.json", "training_config.yaml"]
+    assert "!new:asteroid_unet.UNet" in (folder / "hyperparams.yaml").read_text()  # the SpeechBrain interface
     card = (folder / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["library_name"] == "asteroid"

@@ -86,13 +86,13 @@ def test_readme_states_results_and_links(row):
     assert f"python train.py {Path(row['Hparam_file']).relative_to(Path(row['Script_file']).parent)}" in readme
 
 
-def test_yaml_builds_the_paper_model():
+def test_yaml_builds_the_paper_model(tmp_path):
     from hyperpyyaml import load_hyperpyyaml
 
     import asteroid_unet
 
-    with open(RECIPE / "hparams" / "unet.yaml") as f:
-        hparams = load_hyperpyyaml(f, {"data_folder": "unused", "output_folder": "unused"})
+    with open(RECIPE / "hparams" / "unet.yaml") as f:  # the checkpointer creates output_folder
+        hparams = load_hyperpyyaml(f, {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out")})
     model = hparams["model"]
     assert isinstance(model, asteroid_unet.UNet)
     assert model.get_model_args() == asteroid_unet.UNet().get_model_args()

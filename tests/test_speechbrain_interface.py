@@ -126,8 +126,7 @@ def test_folder_exported_by_the_asteroid_hub_serves_both_toolkits(tmp_path, smal
     from asteroid_unet import UNet, hub
 
     torch.save(small_model.serialize(), tmp_path / "best_model.pth")
-    folder = hub.export(tmp_path / "best_model.pth", tmp_path / "hub", repo_id=REPO_ID)
-    write_speechbrain_files(folder)
+    folder = hub.export(tmp_path / "best_model.pth", tmp_path / "hub", repo_id=REPO_ID)  # writes hyperparams.yaml
     sep = UNetSeparator.from_hparams(source=str(folder), savedir=str(tmp_path / "sb"))
     asteroid_model = UNet.from_pretrained(str(folder / "pytorch_model.bin")).eval()
     x = torch.randn(1, 5000)
