@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -e '.[test]'
+	# Editable installs skip setup.py's .pth (wheels carry it): asteroid then finds UNet without our import.
+	cp asteroid_unet_autoregister.pth "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 	touch $(STAMP)
 
 system-deps:

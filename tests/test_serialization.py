@@ -120,3 +120,21 @@ def test_asteroid_separate(tmp_path, small_model, kind):
         for i in (1, 2):
             data, sr = sf.read(tmp_path / f"mix_est{i}.wav")
             assert sr == small_model.sample_rate and data.shape == (9000,)
+
+
+def test_asteroid_infer_finds_unet_without_importing_asteroid_unet(tmp_path, saved):
+    """asteroid_unet_autoregister.pth registers UNet when asteroid.models is imported (installed by make)."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    model, path = saved
+    sf.write(tmp_path / "mix.wav", (torch.randn(12000) * 0.1).numpy(), int(model.sample_rate))
+    infer = [sys.executable, "-c", "import sys; from asteroid.scripts.asteroid_cli import infer; infer(sys.argv[1:])"]
+    out = subprocess.run(infer + [str(path), "--files", str(tmp_path / "mix.wav"), "-o", str(tmp_path), "-d", "cpu"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for i in (1, 2):
+        data, rate = sf.read(tmp_path / f"mix_est{i}.wav")
+        assert rate == model.sample_rate and data.shape == (12000,)
