@@ -1,9 +1,12 @@
 """UNet: the Jansson et al. (2017) singing-voice U-Net as an Asteroid model."""
+import copy
 import math
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from asteroid_filterbanks import Decoder, Encoder, TorchSTFTFB
 from asteroid_filterbanks.transforms import mag
@@ -189,6 +192,18 @@ class UNet(BaseEncoderMaskerDecoder):
         )
         masks = (summed / weights).reshape(batch, n_targets, n_bins, total)
         return masks[..., lead : lead + n_frames]
+
+    def for_inference(self) -> "UNet":
+        """A copy in eval mode with batch norm folded into the convolutions and channels-last weights.
+
+        Same outputs (to float rounding), about twice as fast on a CPU; not for training or saving.
+        """
+        fast = copy.deepcopy(self).eval()
+        for block in fast.masker.encoder:
+            block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
+        for block in fast.masker.decoder:
+            block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
+        return fast.to(memory_format=torch.channels_last)
 
     # ----- serialisation -----
 

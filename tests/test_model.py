@@ -110,3 +110,17 @@ def test_invalid_configuration_is_a_clear_error():
         UNet(n_bins=500)
     with pytest.raises(ValueError, match="patch_hop"):
         UNet(patch_hop=0)
+
+
+def test_inference_copy_gives_the_same_masks():
+    torch.manual_seed(0)
+    model = UNet().eval()
+    for module in model.modules():  # non-trivial batch-norm statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    fast = model.for_inference()
+    patches = torch.rand(2, 1, 512, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.patch_masks(patches), model.patch_masks(patches), atol=1e-5, rtol=0)
+    assert model.masker.encoder[0].norm.__class__ is torch.nn.BatchNorm2d  # the original is untouched
