@@ -1,0 +1,233 @@
+"""Separation quality on the project's real evaluation set, next to the floor and the ceiling.
+
+Three real tracks (never used for training):
+
+- ``80s Rock`` and ``Falcon 69``: the two MUSDB18 previews in ``../shared/data/musdb-preview``
+  (44.1 kHz stereo); references are the stems: vocals, and accompaniment = drums + bass + other;
+  the mixture is the sum of all four (Falcon 69's stored mixture is not the plain sum);
+- ``clips-8k``: the 57 consecutive 3 s clips of ``../shared/data/musdb-clips-8k`` concatenated in
+  order (171 s, 8 kHz, mono duplicated to stereo for museval); accompaniment = mix - vocals.
+
+Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/SIR/SAR in dB):
+
+- ``MIX``: the mixture as both estimates (floor);
+- ``GAIN``: the best constant split ``g * mix`` / ``(1 - g) * mix``; museval's SDR is not
+  scale-invariant, so this is the honest floor. ``g`` is searched per track on a grid
+  (0.01 steps) to maximise the vocals SDR; the accompaniment row uses ``1 - g``;
+- ``IRM``: the oracle ratio mask at the model's STFT (8192 Hz, window 1024, hop 768),
+  resampled to the track rate (ceiling of a band-limited mask);
+- ``IRM full band``: the oracle ratio mask at 44.1 kHz, window 4096, hop 1024 (n/a at 8 kHz);
+- ``UNet``: the model (default: the packaged weights) through ``asteroid_unet.separate``,
+  mask only: full-band, vocals mask normalised against the accompaniment mask,
+  accompaniment = mix - vocals;
+- ``UNet + Wiener``: the same masks refined by a multichannel Wiener filter
+  (``asteroid_unet_benchmarks``'s :func:`wiener_refine`, one EM iteration), when
+  ``--wiener`` is given.
+
+Usage::
+
+    .venv/bin/python benchmarks/quality.py                  # packaged default weights
+    .venv/bin/python benchmarks/quality.py --model PATH     # any checkpoint / hub folder
+    .venv/bin/python benchmarks/quality.py --untrained      # a randomly initialised UNet
+
+Writes ``benchmarks/results/quality.json`` and ``benchmarks/results/quality.md``.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from asteroid_unet import evaluate as ev
+
+DATA = Path(os.environ.get("ASTEROID_UNET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = ("vocals", "accompaniment")
+TRACKS = ("80s Rock", "Falcon 69", "clips-8k")
+# Floors and ceilings of the issue / STACK.md (vocals SDR), used for the goal column.
+GOALS = {"80s Rock": (1.77, 11.56, 4.68), "Falcon 69": (0.97, 6.84, 7.21), "clips-8k": (0.42, 6.86, 10.22)}
+
+
+def load_tracks(data: Path = DATA) -> Dict[str, dict]:
+    """``{name: {"rate": int, "refs": {"vocals": (n, 2), "accompaniment": (n, 2)}}}`` float64."""
+    import musdb
+
+    tracks = {}
+    for subset, name in (("train", "80s Rock"), ("test", "Falcon 69")):
+        db = musdb.DB(root=str(data / "musdb-preview"), subsets=subset)
+        (track,) = [t for t in db.tracks if name in t.name]
+        src = {k: track.sources[k].audio.astype(np.float64) for k in ("drums", "bass", "other", "vocals")}
+        tracks[name] = {"rate": int(track.rate),
+                        "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}
+    clips = data / "musdb-clips-8k"
+    mix, voc, rate = [], [], None
+    for i in range(57):
+        m, rate = sf.read(clips / "mix" / f"mix1_{i}.wav", dtype="float64")
+        v, _ = sf.read(clips / "vocal" / f"vocal1_{i}.wav", dtype="float64")
+        n = min(len(m), len(v))
+        mix.append(m[:n])
+        voc.append(v[:n])
+    mix, voc = np.concatenate(mix), np.concatenate(voc)
+    stereo = lambda x: np.stack([x, x], axis=1)
+    tracks["clips-8k"] = {"rate": int(rate), "refs": {"vocals": stereo(voc), "accompaniment": stereo(mix - voc)}}
+    return tracks
+
+
+def gain_row(refs: dict, rate: int, step: float = 0.01) -> dict:
+    """The best constant split: vocals ``g * mix``, accompaniment ``(1 - g) * mix``.
+
+    museval's SDR of one estimate depends only on that estimate and its reference, so the
+    grid is scored for both targets at once: vocals at ``g``, accompaniment at ``1 - g``
+    (the grid is symmetric). ``g`` maximises the vocals SDR.
+    """
+    mixture = refs["vocals"] + refs["accompaniment"]
+    start = time.perf_counter()
+    grid = np.round(np.arange(step, 1.0, step), 6)
+
+    def vocals_sdr(g):
+        return ev.bss_eval(refs, {"vocals": g * mixture, "accompaniment": (1 - g) * mixture}, rate)
+
+    # Coarse grid, then refine around the best point (museval is slow on long tracks).
+    coarse = grid[4::10]
+    scores = {float(g): vocals_sdr(g) for g in coarse}
+    best = max(scores, key=lambda g: scores[g]["vocals"]["SDR"])
+    fine = grid[np.abs(grid - best) <= 0.05 + 1e-9]
+    scores.update({float(g): vocals_sdr(g) for g in fine if float(g) not in scores})
+    g = max(scores, key=lambda g: scores[g]["vocals"]["SDR"])
+    return {**scores[g], "g": g, "time_s": time.perf_counter() - start}
+
+
+def wiener_refine(mix: torch.Tensor, vocals: torch.Tensor, rate: int, n_fft: int = 4096, hop: int = 1024,
+                  iterations: int = 1, eps: float = 1e-10) -> torch.Tensor:
+    """Multichannel Wiener filter (Nugraha et al. 2016, as in norbert) of 2 sources from initial estimates.
+
+    ``mix (channels, n)``, ``vocals (channels, n)``; accompaniment = mix - vocals. Returns the
+    refined vocals ``(channels, n)``.
+    """
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    spec = lambda x: torch.stft(x.double(), n_fft, hop, window=window, return_complex=True)
+    X = spec(mix)  # (c, f, t)
+    Y = torch.stack([spec(vocals), spec(mix - vocals)])  # (j, c, f, t)
+    for _ in range(iterations):
+        v = (Y.abs() ** 2).mean(1)  # (j, f, t) power spectral densities
+        # Spatial covariance R_j (f, c, c) = sum_t Y Y^H / sum_t v
+        R = torch.einsum("jcft,jdft->jfcd", Y, Y.conj()) / v.sum(-1).clamp_min(eps)[..., None, None]
+        C = torch.einsum("jft,jfcd->ftcd", v.to(R.dtype), R)  # mix covariance (f, t, c, c)
+        C = C + eps * torch.eye(C.shape[-1], dtype=C.dtype)
+        Cinv = torch.linalg.inv(C)
+        Xft = X.permute(1, 2, 0)  # (f, t, c)
+        Y = torch.stack([
+            torch.einsum("ft,fcd,ftde,fte->cft", v[j].to(R.dtype), R[j], Cinv, Xft) for j in range(Y.shape[0])
+        ])
+    out = torch.istft(Y[0], n_fft, hop, window=window, length=mix.shape[-1])
+    return out.float()
+
+
+def model_rows(model, refs: dict, rate: int, wiener: bool) -> dict:
+    from asteroid_unet.separate import separate
+
+    mixture = refs["vocals"] + refs["accompaniment"]
+    rows = {}
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stems = separate(torch.from_numpy(mixture.T.copy()).float(), rate, model)
+    sep_s = time.perf_counter() - start
+    vocals = stems["vocals"]
+    est = {"vocals": vocals.numpy().T, "accompaniment": stems["accompaniment"].numpy().T}
+    rows["UNet"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}
+    if wiener:
+        start = time.perf_counter()
+        n_fft, hop = (4096, 1024) if rate >= 32000 else (1024, 256)
+        mix_t = torch.from_numpy(mixture.T.copy()).float()
+        refined = wiener_refine(mix_t, vocals, rate, n_fft, hop)
+        est = {"vocals": refined.numpy().T, "accompaniment": (mix_t - refined).numpy().T}
+        rows["UNet + Wiener"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
+    return rows
+
+
+def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True) -> dict:
+    """``{track: {row: {target: {metric: dB}, ...}}}``."""
+    tracks = load_tracks(data)
+    results = {}
+    for name, track in tracks.items():
+        refs, rate = track["refs"], track["rate"]
+        rows = {}
+        if references:
+            base = ev.reference_rows(refs, rate)  # MIX and IRM at the model STFT
+            rows["MIX"] = base["MIX"]
+            rows["GAIN"] = gain_row(refs, rate)
+            rows["IRM"] = base["IRM"]
+            if rate >= 44100:
+                start = time.perf_counter()
+                est = ev.irm_estimates(refs, rate, model_rate=rate, n_fft=4096, hop_length=1024)
+                rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
+        if model is not False:
+            rows.update(model_rows(model, refs, rate, wiener))
+        results[name] = rows
+        print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
+                                     for r, s in rows.items()), flush=True)
+    return results
+
+
+def markdown(results: dict) -> str:
+    """One table per track (vocals / accompaniment SDR, SIR, SAR) and the goal check."""
+    out = []
+    header = ["method"] + [f"{t} {m}" for t in TARGETS for m in ev.METRICS]
+    for track, rows in results.items():
+        out += [f"### {track}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row, scores in rows.items():
+            label = f"GAIN (g={scores['g']:.2f})" if row == "GAIN" else row
+            cells = [ev._fmt(scores.get(t, {}).get(m)) for t in TARGETS for m in ev.METRICS]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        if track in GOALS and "UNet" in rows:
+            gain = rows.get("GAIN", {}).get("vocals", {}).get("SDR", GOALS[track][0])
+            irm = rows.get("IRM", {}).get("vocals", {}).get("SDR", GOALS[track][1])
+            acc_gain = rows.get("GAIN", {}).get("accompaniment", {}).get("SDR", GOALS[track][2])
+            v = rows["UNet"]["vocals"]["SDR"]
+            a = rows["UNet"]["accompaniment"]["SDR"]
+            closed = (v - gain) / (irm - gain) * 100
+            out += ["", f"Vocals: UNet closes {closed:.0f}% of the GAIN-IRM gap (goal 50%: "
+                        f"{gain + 0.5 * (irm - gain):.2f} dB) -> {'met' if closed >= 50 else 'NOT met'}. "
+                        f"Accompaniment {a:.2f} vs GAIN {acc_gain:.2f} dB -> {'met' if a > acc_gain else 'NOT met'}."]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
+    parser.add_argument("--untrained", action="store_true", help="score a randomly initialised UNet (seed 0)")
+    parser.add_argument("--wiener", action="store_true", help="also score a Wiener post-filter of the masks")
+    parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from asteroid_unet.model import UNet
+    from asteroid_unet.weights import default_weights_path, load_model
+
+    if args.untrained:
+        torch.manual_seed(0)
+        model, label = UNet().eval(), "untrained UNet (seed 0)"
+    else:
+        model = load_model(args.model)
+        label = args.model or str(default_weights_path())
+    results = evaluate_all(model, args.wiener, references=not args.no_references)
+    results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median", "tracks": results}
+    ev.write_json(results_meta, args.out.with_suffix(".json"))
+    text = f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
+    args.out.with_suffix(".md").write_text(text + markdown(results))
+    print(text + markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
