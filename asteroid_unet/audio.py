@@ -12,6 +12,7 @@ import torch
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".opus", ".wma"}
 OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h); soundfile does not export it
 
 
 class AudioError(Exception):
@@ -115,6 +116,8 @@ class AtomicWriter:
         self._file = sf.SoundFile(
             str(self._tmp), "w", samplerate=sample_rate, channels=channels, format=OUTPUT_FORMATS[fmt], subtype=subtype
         )
+        if subtype == "FLOAT":  # no PEAK chunk: it carries a timestamp, and same stems must give same bytes
+            sf._snd.sf_command(self._file._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
 
     def write(self, block: torch.Tensor):
         """Append ``(channels, time)`` samples."""

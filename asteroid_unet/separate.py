@@ -225,6 +225,9 @@ def separate_file(
             raise AudioError(f"cannot create output folder {song_dir} ({err.strerror})") from None
         if not os.access(song_dir, os.W_OK):
             raise AudioError(f"output folder {song_dir} is not writable")
+        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
+            for stale in song_dir.glob(f".{name}.*.partial"):
+                stale.unlink(missing_ok=True)
         writers = {}
         committed: List[Path] = []
         try:
