@@ -222,6 +222,24 @@ class UNet(BaseEncoderMaskerDecoder):
             **self.masknet_args,
         )
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_conf_or_path, *args, **kwargs):
+        """Asteroid's ``from_pretrained``, but a file, hub folder, URL or Hub id is read by
+        :func:`asteroid_unet.weights.load_package`: explicitly ``torch.load(weights_only=True)``,
+        so a package carrying pickled code is refused with a one-line ``CheckpointError``."""
+        if not isinstance(pretrained_model_conf_or_path, dict):
+            from .weights import load_package, resolve
+
+            spec = str(pretrained_model_conf_or_path)
+            if spec.startswith(("http://", "https://")):
+                from asteroid.utils.hub_utils import cached_download
+
+                path = cached_download(spec)
+            else:
+                path = resolve(spec)
+            pretrained_model_conf_or_path = load_package(path)
+        return super().from_pretrained(pretrained_model_conf_or_path, *args, **kwargs)
+
     def serialize(self) -> dict:
         """Asteroid's package dict, with plain types only so ``torch.load(weights_only=True)`` reads it."""
         conf = super().serialize()

@@ -14,7 +14,7 @@ from .model import UNet
 DEFAULT_WEIGHTS = "unet_default.pth"
 
 
-class CheckpointError(Exception):
+class CheckpointError(ValueError):  # a ValueError, like Asteroid's own from_pretrained refusals
     """A model file that is not a loadable UNet package, with a one-line reason."""
 
 
