@@ -45,7 +45,7 @@ class Separator:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.model = model.eval().to(self.device)
+        self.model = model.to(self.device).for_inference()
         self.precision = precision
         self.sample_rate = int(sample_rate)
         self.model_rate = int(model.sample_rate)
