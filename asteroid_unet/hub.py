@@ -20,28 +20,14 @@ import shutil
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-import torch
 import yaml
 
 from .evaluate import markdown_table
+from .weights import load_package
 
 MODEL_FILE = "pytorch_model.bin"
 CONFIG_FILE = "training_config.yaml"
 TAGS = ("asteroid", "audio", "audio-to-audio", "source-separation", "music-source-separation", "singing-voice")
-
-
-def load_package(path) -> dict:
-    """Read an Asteroid package saved by ``torch.save(model.serialize(), path)`` and check it is a UNet."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No model package at {path}")
-    try:
-        package = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors come in many types
-        raise ValueError(f"{path} is not a plain-type Asteroid package: {err}") from err
-    if not isinstance(package, dict) or package.get("model_name") != "UNet" or "state_dict" not in package:
-        raise ValueError(f"{path} is not a UNet package (expected keys model_name='UNet', model_args, state_dict)")
-    return package
 
 
 def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None, dataset: str = "musdb18",

@@ -23,6 +23,7 @@ from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from .model import UNet
+from .weights import load_package
 
 WEIGHTS_FILE = "pytorch_model.bin"
 HPARAMS_FILE = "hyperparams.yaml"
@@ -108,11 +109,7 @@ def load_asteroid_package(model: UNet, path) -> None:
 
     Raises ValueError when the file is not a ``UNet`` package or was built with other settings.
     """
-    conf = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(conf, dict) or not {"model_name", "model_args", "state_dict"} <= conf.keys():
-        raise ValueError(f"{path} is not an Asteroid model package (model_name, model_args, state_dict)")
-    if conf["model_name"] != type(model).__name__:
-        raise ValueError(f"{path} holds a {conf['model_name']}, not a {type(model).__name__}")
+    conf = load_package(path)
     expected = model.get_model_args()
     differ = {k: (conf["model_args"].get(k), v) for k, v in expected.items() if conf["model_args"].get(k) != v}
     if differ:
@@ -130,7 +127,7 @@ def write_speechbrain_files(out_dir) -> Path:
     weights = out_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: export the Asteroid package first")
-    conf = torch.load(weights, map_location="cpu", weights_only=True)
+    conf = load_package(weights)
     args = conf["model_args"]
     lines = [
         "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",

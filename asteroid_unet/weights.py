@@ -46,6 +46,8 @@ def resolve(spec: Union[str, Path]) -> Path:
 
 def load_package(path: Union[str, Path]) -> dict:
     """Read an Asteroid model package with ``torch.load(weights_only=True)``: pickled code is refused."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such model file")
     try:
         # TorchVersion (a str) is allowed: Asteroid's own serialize() stores torch.__version__.
         with torch.serialization.safe_globals([TorchVersion]):

@@ -62,11 +62,11 @@ def test_exported_folder_loads_locally_and_from_offline_hub_cache(exported, tmp_
 
 
 def test_export_rejects_bad_input(tmp_path, small_model):
-    with pytest.raises(FileNotFoundError, match="No model package"):
+    with pytest.raises(ValueError, match="no such model file"):
         hub.export(tmp_path / "missing.pth", tmp_path / "out", "a/b")
     other = tmp_path / "other.pth"
     torch.save({"model_name": "ConvTasNet", "state_dict": {}}, other)
-    with pytest.raises(ValueError, match="not a UNet package"):
+    with pytest.raises(ValueError, match="not an Asteroid model package"):
         hub.export(other, tmp_path / "out", "a/b")
     good = tmp_path / "good.pth"
     torch.save(small_model.serialize(), good)
