@@ -92,7 +92,7 @@ def make_datasets(cfg: DictConfig, model: UNet):
 
 def export_best(checkpoint: str, model: UNet, path: Path) -> None:
     """Load a Lightning checkpoint's weights into ``model`` and save it as an Asteroid package."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
     torch.save(model.serialize(), path)
 
@@ -123,7 +123,7 @@ def main(cfg: DictConfig) -> None:
     )
     last = exp_dir / "checkpoints" / "last.ckpt"
     if last.exists():
-        meta = torch.load(last, map_location="cpu", weights_only=False)
+        meta = torch.load(last, map_location="cpu", weights_only=True)
         print(f"Resuming from {last} (epoch {meta['epoch']}, step {meta['global_step']})", flush=True)
     trainer.fit(system, ckpt_path=str(last) if last.exists() else None)
     best = checkpoint.best_model_path or str(last)

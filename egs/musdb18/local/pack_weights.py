@@ -27,7 +27,7 @@ def main() -> None:
         if args.conf is None:
             raise SystemExit("error: --conf is needed with a Lightning checkpoint")
         model = UNet(**yaml.safe_load(args.conf.read_text())["model"])
-        state = torch.load(args.model, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(args.model, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
     else:
         model = UNet.from_pretrained(str(args.model))
