@@ -20,13 +20,15 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
 - ``UNet``: the model (default: the packaged weights) through ``asteroid_unet.separate``,
   mask only: full-band, vocals mask normalised against the accompaniment mask,
   accompaniment = mix - vocals;
+- ``UNet (paper path, 8 kHz, raw masks)``: with ``--paper-row``, the 2017 inference path for
+  comparison: every channel at 8192 Hz through ``UNet.forward``, each target's own mask, band-limited;
 - ``UNet + Wiener``: the same masks refined by a multichannel Wiener filter
-  (``asteroid_unet_benchmarks``'s :func:`wiener_refine`, one EM iteration), when
+  (:func:`wiener_refine` below, one EM iteration, STFT 4096/1024 at 44.1 kHz, 1024/256 at 8 kHz), when
   ``--wiener`` is given.
 
 Usage::
 
-    .venv/bin/python benchmarks/quality.py                  # packaged default weights
+    .venv/bin/python benchmarks/quality.py --wiener --paper-row   # packaged default weights, all rows
     .venv/bin/python benchmarks/quality.py --model PATH     # any checkpoint / hub folder
     .venv/bin/python benchmarks/quality.py --untrained      # a randomly initialised UNet
 
@@ -130,7 +132,25 @@ def wiener_refine(mix: torch.Tensor, vocals: torch.Tensor, rate: int, n_fft: int
     return out.float()
 
 
-def model_rows(model, refs: dict, rate: int, wiener: bool) -> dict:
+def paper_row(model, refs: dict, rate: int) -> dict:
+    """The 2017 paper's inference path, for comparison: each channel resampled to the model rate,
+    masked by each target's own sigmoid mask (no normalisation: the stems need not sum to the mix),
+    and resampled back (so nothing above 4096 Hz)."""
+    import torchaudio.functional as AF
+
+    mixture = refs["vocals"] + refs["accompaniment"]
+    start = time.perf_counter()
+    x = torch.from_numpy(mixture.T.copy()).float()  # (channels, n)
+    low = AF.resample(x, rate, int(model.sample_rate))
+    with torch.inference_mode():
+        est = model(low.unsqueeze(0))[0]  # (targets, channels, n_low)
+    est = AF.resample(est.contiguous(), int(model.sample_rate), rate)[..., : x.shape[-1]]
+    est = torch.nn.functional.pad(est, (0, x.shape[-1] - est.shape[-1]))
+    estimates = {t: est[i].numpy().T for i, t in enumerate(model.targets)}
+    return {**ev.bss_eval(refs, estimates, rate), "time_s": time.perf_counter() - start}
+
+
+def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) -> dict:
     from asteroid_unet.separate import separate
 
     mixture = refs["vocals"] + refs["accompaniment"]
@@ -143,6 +163,8 @@ def model_rows(model, refs: dict, rate: int, wiener: bool) -> dict:
     vocals = stems["vocals"]
     est = {"vocals": vocals.numpy().T, "accompaniment": stems["accompaniment"].numpy().T}
     rows["UNet"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}
+    if paper:
+        rows["UNet (paper path, 8 kHz, raw masks)"] = paper_row(model, refs, rate)
     if wiener:
         start = time.perf_counter()
         n_fft, hop = (4096, 1024) if rate >= 32000 else (1024, 256)
@@ -153,7 +175,8 @@ def model_rows(model, refs: dict, rate: int, wiener: bool) -> dict:
     return rows
 
 
-def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True) -> dict:
+def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True,
+                 paper: bool = False) -> dict:
     """``{track: {row: {target: {metric: dB}, ...}}}``."""
     tracks = load_tracks(data)
     results = {}
@@ -170,7 +193,7 @@ def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references
                 est = ev.irm_estimates(refs, rate, model_rate=rate, n_fft=4096, hop_length=1024)
                 rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
         if model is not False:
-            rows.update(model_rows(model, refs, rate, wiener))
+            rows.update(model_rows(model, refs, rate, wiener, paper))
         results[name] = rows
         print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
                                      for r, s in rows.items()), flush=True)
@@ -206,6 +229,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
     parser.add_argument("--untrained", action="store_true", help="score a randomly initialised UNet (seed 0)")
     parser.add_argument("--wiener", action="store_true", help="also score a Wiener post-filter of the masks")
+    parser.add_argument("--paper-row", action="store_true",
+                        help="also score the paper's inference path (8 kHz, unnormalised masks)")
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
@@ -220,7 +245,7 @@ def main(argv: Optional[list] = None) -> int:
     else:
         model = load_model(args.model)
         label = args.model or str(default_weights_path())
-    results = evaluate_all(model, args.wiener, references=not args.no_references)
+    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row)
     results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median", "tracks": results}
     ev.write_json(results_meta, args.out.with_suffix(".json"))
     text = f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
