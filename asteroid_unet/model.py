@@ -90,8 +90,7 @@ class UNet(BaseEncoderMaskerDecoder):
             center=True,
             sample_rate=float(sample_rate),
         )
-        masker = UNetMaskNet(
-            n_targets=len(targets),
+        masknet_args = dict(
             n_layers=int(n_layers),
             first_channels=int(first_channels),
             kernel_size=int(kernel_size),
@@ -100,21 +99,14 @@ class UNet(BaseEncoderMaskerDecoder):
             dropout=float(dropout),
             n_dropout_layers=int(n_dropout_layers),
         )
+        masker = UNetMaskNet(n_targets=len(targets), **masknet_args)
         super().__init__(Encoder(fb), masker, Decoder(fb))
         self.in_channels = None  # any channel count: channels are separated independently
         self.targets = targets
         self.n_fft, self.hop_length, self.window = int(n_fft), int(hop_length), str(window)
         self.n_bins, self.patch_frames, self.patch_hop = int(n_bins), int(patch_frames), int(patch_hop)
         self.patch_batch = int(patch_batch)
-        self.masknet_args = dict(
-            n_layers=int(n_layers),
-            first_channels=int(first_channels),
-            kernel_size=int(kernel_size),
-            stride=int(stride),
-            leaky_slope=float(leaky_slope),
-            dropout=float(dropout),
-            n_dropout_layers=int(n_dropout_layers),
-        )
+        self.masknet_args = masknet_args
         self.register_buffer("crossfade", _crossfade_window(self.patch_frames, self.patch_hop))
 
     # ----- waveform path (Asteroid's encoder -> masker -> decoder) -----
