@@ -7,21 +7,18 @@ import torch
 def fft_resample(x: torch.Tensor, orig_sr: int, new_sr: int, guard: int) -> torch.Tensor:
     """Band-limited resampling of ``(..., time)`` by FFT; ``time * new_sr / orig_sr`` must be whole.
 
-    ``guard`` zeros (in input samples, also whole at the new rate) pad both ends so the FFT's
-    wrap-around does not fold one end of the signal onto the other.
+    ``2 * guard`` trailing zeros (in input samples, also whole at the new rate) keep the FFT's
+    wrap-around from folding one end of the signal onto the other.
     """
     if orig_sr == new_sr:
         return x
-    padded = torch.nn.functional.pad(x, (guard, guard))
-    n_in = padded.shape[-1]
+    n_in = x.shape[-1] + 2 * guard
     n_out = n_in * new_sr // orig_sr
-    spec = torch.fft.rfft(padded)
+    spec = torch.fft.rfft(x, n=n_in)
     keep = min(spec.shape[-1], n_out // 2 + 1)
     out_spec = spec.new_zeros(*spec.shape[:-1], n_out // 2 + 1)
     out_spec[..., :keep] = spec[..., :keep]
-    out = torch.fft.irfft(out_spec, n_out) * (n_out / n_in)
-    g = guard * new_sr // orig_sr
-    return out[..., g : n_out - g]
+    return torch.fft.irfft(out_spec, n_out)[..., : x.shape[-1] * new_sr // orig_sr] * (n_out / n_in)
 
 
 def interpolate_mask(

@@ -80,8 +80,6 @@ class Separator:
             seg_stop = min(n_samples, stop + self.margin)
             seg_len = math.ceil((seg_stop - seg_start) / step) * step
             x = read(seg_start, seg_start + seg_len).to(self.device)
-            if not torch.isfinite(x).all():
-                raise AudioError("contains NaN or Inf samples")
             x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
             first_frame = seg_start * self.model_rate // (self.model.hop_length * self.sample_rate)
             stems = self._separate_segment(x, first_frame)
@@ -92,9 +90,12 @@ class Separator:
     def _separate_segment(self, x: torch.Tensor, first_frame: int) -> Dict[str, torch.Tensor]:
         """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``."""
         model = self.model
-        mono = fft_resample(x.mean(0, keepdim=True), self.sample_rate, self.model_rate, self.guard)
+        mono = x.mean(0, keepdim=True)
+        if not torch.isfinite(mono).all():  # NaN or Inf in any channel reaches the downmix
+            raise AudioError("contains NaN or Inf samples")
         # Patches lie on a grid of patch_hop frames from the song's start, whatever the segment.
         skip = -first_frame % model.patch_hop
+        mono = fft_resample(mono, self.sample_rate, self.model_rate, self.guard)
         magnitude = model.magnitude(mono)[..., skip:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
             masks = model.masks_from_magnitude(magnitude)[0].float()
@@ -102,20 +103,23 @@ class Separator:
             masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
         elif masks.shape[0] == 2:
             masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
+        full_masks = [
+            interpolate_mask(
+                mask,
+                model_bin_hz=self.model_rate / model.n_fft,
+                model_frame_s=model.hop_length / self.model_rate,
+                n_freqs=self.n_fft // 2 + 1,
+                bin_hz=self.sample_rate / self.n_fft,
+                n_frames=1 + x.shape[-1] // self.hop,  # torch.stft's frame count with center=True
+                frame_s=self.hop / self.sample_rate,
+                offset_frames=skip,
+            )
+            for mask in masks
+        ]
         stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in self.names[:-1]}
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
             spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-            for name, mask in zip(self.names[:-1], masks):
-                full = interpolate_mask(
-                    mask,
-                    model_bin_hz=self.model_rate / model.n_fft,
-                    model_frame_s=model.hop_length / self.model_rate,
-                    n_freqs=spec.shape[-2],
-                    bin_hz=self.sample_rate / self.n_fft,
-                    n_frames=spec.shape[-1],
-                    frame_s=self.hop / self.sample_rate,
-                    offset_frames=skip,
-                )
+            for name, full in zip(self.names[:-1], full_masks):
                 masked = spec if name == self.names[-2] else spec.clone()  # the last masked stem may reuse spec
                 stems[name][channel] = torch.istft(masked.mul_(full), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
         stems[self.names[-1]] = x - sum(stems.values())
