@@ -6,7 +6,7 @@
 # validation loss improved, so in practice this keeps every best-so-far model.
 #   local/snapshot_checkpoints.sh exp/default_weights &
 set -uo pipefail
-PYTHON=${PYTHON:-$(realpath "$(dirname "$0")/../../../.venv/bin/python")}
+PYTHON=${PYTHON:-$(realpath "$(dirname "$0")/../../..")/.venv/bin/python}
 cd "$1"
 mkdir -p snapshots
 prev=""
