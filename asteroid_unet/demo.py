@@ -41,10 +41,12 @@ def main(argv=None) -> int:
     names = list(refs)
     estimates = [sf.read(written[n], dtype="float32")[0] for n in names]
     n = min(min(len(e) for e in estimates), len(refs[names[0]]))
-    sdr = median_sdr(np.stack([refs[k][:n] for k in names]), np.stack([e[:n] for e in estimates]), rate)
-    print(f"Separated {PREVIEW.name}")
-    for name, value in zip(names, sdr):
-        print(f"  {name:14s} {written[name]}   SDR {value:6.2f} dB (museval, median of 1 s windows)")
+    references = np.stack([refs[k][:n] for k in names])
+    sdr = median_sdr(references, np.stack([e[:n] for e in estimates]), rate)
+    floor = median_sdr(references, np.stack([references.sum(0)] * len(names)), rate)  # the mix as each estimate
+    print(f"Separated {PREVIEW.name} (SDR: museval, median of 1 s windows; MIX: the mixture as the estimate)")
+    for name, value, mix in zip(names, sdr, floor):
+        print(f"  {name:14s} {written[name]}   SDR {value:6.2f} dB   (MIX {mix:6.2f} dB)")
     return 0
 
 
