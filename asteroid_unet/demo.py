@@ -4,10 +4,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import museval
-import numpy as np
+import soundfile as sf
 import stempeg
 
+from .evaluate import bss_eval, mix_estimates
 from .separate import separate_file
 from .weights import default_weights_path
 
@@ -20,12 +20,6 @@ def true_stems(path: Path):
     return {"vocals": stems[4], "accompaniment": stems[1] + stems[2] + stems[3]}, int(rate)
 
 
-def median_sdr(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
-    """museval (BSSEval v4) SDR, median over 1 s windows."""
-    sdr, _, _, _ = museval.evaluate(reference, estimate, win=rate, hop=rate)
-    return np.nanmedian(sdr, axis=1)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-o", "--outdir", default="separated")
@@ -35,18 +29,15 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         written = separate_file(PREVIEW, args.outdir, fmt="wav", force=True, progress=True)
-    import soundfile as sf
-
     refs, rate = true_stems(PREVIEW)
-    names = list(refs)
-    estimates = [sf.read(written[n], dtype="float32")[0] for n in names]
-    n = min(min(len(e) for e in estimates), len(refs[names[0]]))
-    references = np.stack([refs[k][:n] for k in names])
-    sdr = median_sdr(references, np.stack([e[:n] for e in estimates]), rate)
-    floor = median_sdr(references, np.stack([references.sum(0)] * len(names)), rate)  # the mix as each estimate
+    stems = {name: sf.read(written[name], dtype="float32")[0] for name in refs}
+    n = min(min(len(s) for s in stems.values()), len(refs["vocals"]))
+    refs = {name: ref[:n] for name, ref in refs.items()}
+    scores = bss_eval(refs, {name: s[:n] for name, s in stems.items()}, rate)
+    floor = bss_eval(refs, mix_estimates(sum(refs.values()), list(refs)), rate)
     print(f"Separated {PREVIEW.name} (SDR: museval, median of 1 s windows; MIX: the mixture as the estimate)")
-    for name, value, mix in zip(names, sdr, floor):
-        print(f"  {name:14s} {written[name]}   SDR {value:6.2f} dB   (MIX {mix:6.2f} dB)")
+    for name in refs:
+        print(f"  {name:14s} {written[name]}   SDR {scores[name]['SDR']:6.2f} dB   (MIX {floor[name]['SDR']:6.2f} dB)")
     return 0
 
 
