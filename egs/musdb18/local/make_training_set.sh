@@ -8,7 +8,7 @@
 #      ../../../shared/data/singing (CC BY 4.0), cut into pitch-shifted phrases, over the real
 #      instrumental tracks of Debian's fretsonfire-songs-muldjord / -sectoid (CC BY-SA 3.0).
 # Augmentation happens in train.py: random cross-track mixing and random gains per source.
-# Run from egs/musdb18:   local/make_training_set.sh   (about 15 min on 2 CPU cores)
+# Run from egs/musdb18:   local/make_training_set.sh   (about 15 min on 2 CPU cores, mostly the FluidSynth renders)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-../../.venv/bin/python}
