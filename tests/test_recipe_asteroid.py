@@ -146,3 +146,15 @@ def test_fixed_seed_gives_the_same_first_epoch_loss(recipe):
 
     first, second = first_epoch_losses("seeded_a"), first_epoch_losses("seeded_b")
     assert first and first == second
+
+
+def test_last_checkpoint_follows_the_latest_epoch_without_improvement(recipe):
+    """With lr 0 the validation loss never improves; last.ckpt must still hold the final epoch."""
+    tmp, _, _ = recipe
+    exp = tmp / "no_improvement"
+    run_recipe(tmp, "--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp),
+               overrides=["trainer.max_epochs=3", "data.samples_per_track=4", "optim.lr=0.0"])
+    last = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    results = json.loads((exp / "train_results.json").read_text())
+    assert last["epoch"] == 2 and last["global_step"] == results["global_step"] == 3 * (2 * 4 // 4)
+    assert len(list((exp / "checkpoints").glob("epoch=0-*.ckpt"))) == 1  # the best stays the first epoch

@@ -114,10 +114,14 @@ def main(cfg: DictConfig) -> None:
         val_loader=DataLoader(valid_set, shuffle=False, **loader),
     )
     checkpoint = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="{epoch}-{val_loss:.4f}", monitor="val_loss",
-                                 mode="min", save_top_k=1, save_last=True, every_n_epochs=1)
+                                 mode="min", save_top_k=1)
+    # Lightning's save_last only writes when the best improves: a separate, unmonitored callback keeps
+    # last.ckpt at the latest epoch, so a restarted run goes on from where it stopped.
+    latest = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
+                             enable_version_counter=False)
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
-        callbacks=[checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.early_stop.patience))],
+        callbacks=[checkpoint, latest, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.early_stop.patience))],
         logger=CSVLogger(str(exp_dir), name="logs"),
         default_root_dir=str(exp_dir),
     )
