@@ -8,10 +8,11 @@ from asteroid import models as _asteroid_models
 from .loss import masked_magnitude_l1, unet_loss
 from .model import UNet
 from .separate import separate, separate_file
+from .weights import load_model
 
 __version__ = "0.1.0"
 
 if "UNet" not in vars(_asteroid_models):
     _asteroid_models.register_model(UNet)
 
-__all__ = ["UNet", "separate", "separate_file", "masked_magnitude_l1", "unet_loss", "__version__"]
+__all__ = ["UNet", "load_model", "separate", "separate_file", "masked_magnitude_l1", "unet_loss", "__version__"]
