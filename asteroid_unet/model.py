@@ -215,13 +215,18 @@ class UNet(BaseEncoderMaskerDecoder):
         )
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_conf_or_path, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_conf_or_path=None, *args, **kwargs):
         """Asteroid's ``from_pretrained``, but a file, hub folder, URL or Hub id is read by
         :func:`asteroid_unet.weights.load_package`: explicitly ``torch.load(weights_only=True)``,
-        so a package carrying pickled code is refused with a one-line ``CheckpointError``."""
+        so a package carrying pickled code is refused with a one-line ``CheckpointError``.
+        Without an argument: the default weights shipped in the package (no download)."""
         if not isinstance(pretrained_model_conf_or_path, dict):
-            from .weights import load_package, resolve
+            from .weights import CheckpointError, default_weights_path, load_package, resolve
 
+            if pretrained_model_conf_or_path is None:
+                pretrained_model_conf_or_path = default_weights_path()
+                if pretrained_model_conf_or_path is None:
+                    raise CheckpointError("this build of asteroid-unet ships no default weights")
             spec = str(pretrained_model_conf_or_path)
             if spec.startswith(("http://", "https://")):
                 from asteroid.utils.hub_utils import cached_download

@@ -32,6 +32,9 @@ def test_default_weights_load_offline(monkeypatch):
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     # The file is the fp16 copy, about 20 MB.
     assert default_weights_path().stat().st_size < 25e6
+    # UNet.from_pretrained() with no argument gives the same packaged weights.
+    same = UNet.from_pretrained()
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values()))
 
 
 def test_default_weights_separate_falcon69_above_mix():
