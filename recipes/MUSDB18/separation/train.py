@@ -14,7 +14,7 @@ To run it:
 > python train.py hparams/unet.yaml --data_folder=/path/to/musdb18 --is_wav=False
 
 Authors
- * asteroid-unet contributors 2025
+ * asteroid-unet contributors 2026
 """
 import csv
 import math
