@@ -1,14 +1,11 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
 
 from asteroid_unet import UNet, hub
-from helpers import populate_hf_cache
+from helpers import load_from_offline_hub
 
 SUMMARY = {
     "MIX": {"vocals": {"SDR": -4.0, "SIR": -3.0, "SAR": 20.0}, "accompaniment": {"SDR": 4.0, "SIR": 3.0, "SAR": 20.0}, "time_s": 1.0, "n_tracks": 2},
@@ -51,14 +48,9 @@ def test_exported_folder_loads_locally_and_from_offline_hub_cache(exported, tmp_
     loaded = UNet.from_pretrained(str(folder / "pytorch_model.bin")).eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
-    cache = tmp_path / "cache"
-    populate_hf_cache(cache, "someone/unet-test", folder / "pytorch_model.bin")
-    env = dict(os.environ, ASTEROID_CACHE=str(cache), HF_HUB_OFFLINE="1")
-    code = ("import asteroid_unet; from asteroid.models import BaseModel; "
-            "m = BaseModel.from_pretrained('someone/unet-test'); print(type(m).__name__, m.masknet_args['first_channels'])")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["UNet", "4"]
+    printed = load_from_offline_hub(tmp_path / "cache", "someone/unet-test", folder / "pytorch_model.bin",
+                                    "masknet_args['first_channels']")
+    assert printed == ["UNet", "4"]
 
 
 def test_export_rejects_bad_input(tmp_path, small_model):
