@@ -75,17 +75,20 @@ class AudioReader:
         return self._file.frames
 
     def read(self, start: int, stop: int) -> torch.Tensor:
-        """Samples ``[start, stop)`` as ``(channels, stop - start)`` float32, zero outside the file."""
+        """Samples ``[start, stop)`` as ``(channels, stop - start)`` float32, zero outside the file.
+
+        The tensor is a transposed view of the file's interleaved ``(time, channels)`` layout:
+        decoded in place, with no copy.
+        """
         out = np.zeros((stop - start, self.channels), dtype=np.float32)
         lo, hi = max(start, 0), min(stop, self.frames)
         if hi > lo:
             try:
                 self._file.seek(lo)
-                data = self._file.read(hi - lo, dtype="float32", always_2d=True)
+                self._file.read(hi - lo, dtype="float32", always_2d=True, out=out[lo - start : hi - start])
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise AudioError(f"damaged audio data near {lo / self.sample_rate:.1f} s ({str(err)[:80]})") from None
-            out[lo - start : lo - start + len(data)] = data
-        return torch.from_numpy(out.T.copy())
+        return torch.from_numpy(out).T
 
     def close(self):
         if getattr(self, "_file", None) is not None:
