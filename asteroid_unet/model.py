@@ -227,14 +227,7 @@ class UNet(BaseEncoderMaskerDecoder):
                 pretrained_model_conf_or_path = default_weights_path()
                 if pretrained_model_conf_or_path is None:
                     raise CheckpointError("this build of asteroid-unet ships no default weights")
-            spec = str(pretrained_model_conf_or_path)
-            if spec.startswith(("http://", "https://")):
-                from asteroid.utils.hub_utils import cached_download
-
-                path = cached_download(spec)
-            else:
-                path = resolve(spec)
-            pretrained_model_conf_or_path = load_package(path)
+            pretrained_model_conf_or_path = load_package(resolve(pretrained_model_conf_or_path))
         return super().from_pretrained(pretrained_model_conf_or_path, *args, **kwargs)
 
     def serialize(self) -> dict:

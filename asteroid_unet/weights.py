@@ -25,7 +25,15 @@ def default_weights_path() -> Optional[Path]:
 
 
 def resolve(spec: Union[str, Path]) -> Path:
-    """A local file for ``spec``: a file, a hub folder holding ``pytorch_model.bin``, or a Hub repo id (``org/name[@rev]``)."""
+    """A local file for ``spec``: a file, a hub folder holding ``pytorch_model.bin``, a URL, or a
+    Hub repo id (``org/name[@rev]``); the last two through Asteroid's download cache."""
+    from asteroid.utils.hub_utils import cached_download
+
+    if str(spec).startswith(("http://", "https://")):
+        try:
+            return Path(cached_download(str(spec)))
+        except Exception as err:  # network errors come in many types
+            raise CheckpointError(f"{spec}: cannot download ({type(err).__name__})") from None
     path = Path(spec)
     if path.is_dir():
         path = path / "pytorch_model.bin"
@@ -35,8 +43,6 @@ def resolve(spec: Union[str, Path]) -> Path:
     if path.is_file():
         return path
     if str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
-        from asteroid.utils.hub_utils import cached_download
-
         try:
             return Path(cached_download(str(spec)))
         except Exception as err:  # network, missing repo, offline cache miss
