@@ -45,7 +45,7 @@ def test_each_stage_writes_its_files(recipe):
     synth = tmp / "data" / "synth-n4-d4-s3"
     assert len(list((synth / "train").iterdir())) == 3 and len(list((synth / "test").iterdir())) == 1
     prepared = tmp / "data" / "prepared-synth-n4-d4-s3-8192"
-    tracks = json.loads((prepared / "prepared.json").read_text())["tracks"]
+    tracks = json.loads((prepared / ".prepared" / "musdb.json").read_text())["tracks"]
     assert len(tracks["train"]) == 2 and len(tracks["valid"]) == 1
     for split in ("train", "valid"):
         for name in tracks[split]:

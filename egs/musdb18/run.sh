@@ -7,12 +7,15 @@
 # Examples:
 #   ./run.sh --n_songs 8 --duration 20                      # synthetic set, end to end
 #   ./run.sh --musdb_root /data/musdb18 --exp_dir exp/full   # real MUSDB18 (stems or HQ wav)
+#   ./run.sh --musdb_root /data/musdb18 --extra_roots "pairs:/data/mir-1k instrumental:/data/music"
 #   ./run.sh --stage 1 -- trainer.max_epochs=5 data.batch_size=16 model.n_layers=5
 set -euo pipefail
 
 stage=0
 stop_stage=3
 musdb_root=""          # MUSDB18 / MUSDB18-HQ root; empty: build a synthetic set
+extra_roots=""         # more training data, "KIND:DIR ...": pairs (<clip>/{vocals,accompaniment}.*, MIR-1K) or instrumental (music files)
+instrumental_exclude="elf-land.ogg,battle-epic.ogg"  # instrumental files with singing (these two: Wesnoth's music)
 n_songs=20             # synthetic set: songs (a quarter of them, at least one, for test)
 duration=30            # synthetic set: seconds per song
 seed=0                 # synthetic set: seed (same seed, same audio)
@@ -25,7 +28,7 @@ license=cc-by-nc-sa-4.0
 python=${PYTHON:-python}
 
 options() { sed -n '/^stage=0/,/^python=/p' "$0"; }
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; echo "Options (default):"; options | sed 's/^/  --/'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; echo "Options (default):"; options | sed 's/^/  --/'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --) shift; break ;;
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
 done
 overrides=("$@")
 
+caller_dir=$PWD
 cd "$(dirname "$0")"  # default paths are relative to the recipe; paths given as options to the caller's folder
 if [[ -z "$musdb_root" ]]; then
   musdb_root=$data_dir/synth-n${n_songs}-d${duration}-s${seed}
@@ -50,7 +54,9 @@ else
   dataset=musdb18
   synthetic=false
 fi
-prepared=$data_dir/prepared-$(basename "$musdb_root")-${sample_rate}
+prepared=$data_dir/prepared-$(basename "$musdb_root")
+for entry in $extra_roots; do prepared+=+$(basename "${entry#*:}"); done
+prepared+=-${sample_rate}
 eval_root=${eval_root:-$musdb_root}
 
 if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
@@ -61,6 +67,16 @@ if [[ $stage -le 0 && $stop_stage -ge 0 ]]; then
       --duration "$duration" --seed "$seed"
   fi
   $python local/prepare_data.py --musdb_root "$musdb_root" --out "$prepared" --sample_rate "$sample_rate"
+  for entry in $extra_roots; do
+    kind=${entry%%:*} root=${entry#*:}
+    [[ $root == /* ]] || root=$caller_dir/$root
+    case "$kind" in
+      pairs) $python local/prepare_pairs.py --root "$root" --out "$prepared" --sample_rate "$sample_rate" ;;
+      instrumental) $python local/prepare_instrumental.py --root "$root" --out "$prepared" --sample_rate "$sample_rate" \
+                      --exclude "$instrumental_exclude" ;;
+      *) echo "run.sh: --extra_roots entries are pairs:DIR or instrumental:DIR, got $entry" >&2; exit 1 ;;
+    esac
+  done
 fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then

@@ -6,59 +6,21 @@ validation loss and ``last.ckpt``, every epoch), ``logs/`` (CSV), ``best_model.p
 A restarted run resumes from ``checkpoints/last.ckpt``.
 """
 import json
-import random
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import soundfile as sf
 import torch
-from asteroid.data import MUSDB18Dataset
 from asteroid.engine import System
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from asteroid_unet import UNet, unet_loss
+from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
 
 SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the mix
-
-
-class RandomGain:
-    """Source augmentation: multiply by a gain drawn uniformly in ``[low, high]``."""
-
-    def __init__(self, low: float, high: float):
-        self.low, self.high = low, high
-
-    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
-        return audio * random.uniform(self.low, self.high)
-
-
-class FixedChunks(Dataset):
-    """Consecutive, non-overlapping chunks of a MUSDB18Dataset's tracks: a stable validation set."""
-
-    def __init__(self, dataset: MUSDB18Dataset, max_per_track: int):
-        length = int(dataset.segment * dataset.sample_rate)
-        self.dataset, self.length = dataset, length
-        self.items = [
-            (track["path"], k * length)
-            for track in dataset.tracks
-            for k in range(min(max_per_track, int(track["min_duration"] * dataset.sample_rate) // length))
-        ]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        path, start = self.items[index]
-        audio = {
-            s: torch.tensor(sf.read(path / f"{s}.wav", start=start, stop=start + self.length, always_2d=True,
-                                    dtype="float32")[0].T)
-            for s in self.dataset.sources
-        }
-        targets = torch.stack([audio[s] for s in self.dataset.targets])
-        return sum(audio.values()), targets
 
 
 class UNetSystem(System):
@@ -70,23 +32,24 @@ class UNetSystem(System):
 
 
 def make_datasets(cfg: DictConfig, model: UNet):
+    """Random chunks across track ends for training (short tracks train too), fixed padded chunks for validation."""
     targets = list(model.targets)
     unknown = [t for t in targets if t not in SOURCES]
     if unknown:
         raise SystemExit(f"error: model.targets must be among {SOURCES}, got {unknown}")
-    common = dict(root=cfg.data.root, sources=SOURCES, targets=targets, sample_rate=int(model.sample_rate),
-                  segment=model.patch_samples / model.sample_rate)
     try:
-        train = MUSDB18Dataset(split="train", samples_per_track=int(cfg.data.samples_per_track), random_segments=True,
-                               random_track_mix=bool(cfg.data.random_track_mix),
-                               source_augmentations=RandomGain(float(cfg.data.gain_min), float(cfg.data.gain_max)),
-                               **common)
-        valid = FixedChunks(MUSDB18Dataset(split="valid", **common), int(cfg.data.val_chunks_per_track))
-    except (RuntimeError, FileNotFoundError) as err:
-        raise SystemExit(
-            f"error: {err} under {cfg.data.root}: stage 0 must prepare tracks at {model.sample_rate:g} Hz "
-            f"longer than one patch ({common['segment']:.2f} s)"
-        ) from err
+        train_tracks, valid_tracks = (load_tracks(cfg.data.root, split, SOURCES, int(model.sample_rate))
+                                      for split in ("train", "valid"))
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}: run stage 0 first") from err
+    train = RandomChunks(train_tracks, targets, model.patch_samples,
+                         n_chunks=int(cfg.data.samples_per_track) * len(train_tracks),
+                         random_track_mix=bool(cfg.data.random_track_mix),
+                         gain_range=(float(cfg.data.gain_min), float(cfg.data.gain_max)))
+    valid = FixedChunks(valid_tracks, targets, model.patch_samples, int(cfg.data.val_chunks_per_track))
+    print(f"Training on {len(train_tracks)} tracks ("
+          + ", ".join(f"{s} {n / model.sample_rate / 3600:.2f} h" for s, n in train.stream_lengths.items())
+          + f"), validating on {len(valid)} chunks of {len(valid_tracks)} tracks", flush=True)
     return train, valid
 
 

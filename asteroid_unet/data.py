@@ -1,0 +1,156 @@
+"""Training chunks from a prepared folder, drawn across track ends so that short tracks train too.
+
+A prepared folder holds ``<root>/<split>/<track>/{vocals,accompaniment}.<ext>`` (the
+recipes' stage 0 layout, any rate or format that soundfile reads). Each source's tracks are
+downmixed, resampled to the model rate and joined into one stream; a training chunk is a
+window of a stream, so it may cross from one track into the next. That lets 7 s MUSDB18
+previews and short MIR-1K songs feed 11.9 s patches without padding. With cross-track
+remixing, every source is drawn from its own stream at its own offset, and all-silent
+tracks (the vocals of instrumental music) are left out of that source's stream.
+"""
+import math
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+
+def source_file(track: Path, source: str) -> Path:
+    """The audio file of ``source`` in a track folder, whatever its extension."""
+    for ext in AUDIO_EXTENSIONS:
+        if (track / f"{source}{ext}").is_file():
+            return track / f"{source}{ext}"
+    raise FileNotFoundError(f"{track} has no {source} file ({', '.join(AUDIO_EXTENSIONS)})")
+
+
+def read_mono(path: Path, sample_rate: int) -> torch.Tensor:
+    """A file as a mono float32 waveform ``(time,)`` at ``sample_rate``."""
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    wav = torch.from_numpy(audio.mean(1))
+    if rate != sample_rate:
+        import torchaudio.functional as AF
+
+        wav = AF.resample(wav, int(rate), int(sample_rate))
+    return wav
+
+
+def track_folders(root: Path, split: str) -> List[Path]:
+    folders = sorted(p for p in (Path(root) / split).iterdir() if p.is_dir()) if (Path(root) / split).is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"no track folders under {Path(root) / split}")
+    return folders
+
+
+def load_tracks(root: Path, split: str, sources: Sequence[str], sample_rate: int) -> List[Dict[str, torch.Tensor]]:
+    """``[{source: (time,)}]``, one dict per track, every source cut to the track's shortest.
+
+    Files are decoded in threads (soundfile and the resampler release the GIL)."""
+
+    def load(folder: Path) -> Dict[str, torch.Tensor]:
+        audio = {s: read_mono(source_file(folder, s), sample_rate) for s in sources}
+        length = min(len(a) for a in audio.values())
+        return {s: a[:length] for s, a in audio.items()}
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return list(pool.map(load, track_folders(root, split)))
+
+
+class RandomChunks(Dataset):
+    """Random training chunks ``(mix (1, time), targets (n_targets, 1, time))`` of ``length`` samples.
+
+    Args:
+        tracks: ``[{source: (time,)}]`` as :func:`load_tracks` returns.
+        targets (Sequence[str]): the sources to predict, in order; the mix sums all sources.
+        length (int): samples per chunk.
+        n_chunks (int): chunks per epoch (the dataset's length).
+        random_track_mix (bool): every source from its own random offset (cross-track
+            remixing); else one offset, so the sources stay aligned. Default True.
+        gain_range (tuple): a random gain per source, uniform in ``[low, high]``. Default (1, 1).
+    """
+
+    def __init__(self, tracks: List[Dict[str, torch.Tensor]], targets: Sequence[str], length: int, n_chunks: int,
+                 random_track_mix: bool = True, gain_range: Tuple[float, float] = (1.0, 1.0)):
+        self.sources = list(tracks[0])
+        self.targets = list(targets)
+        self.length, self.n_chunks = int(length), int(n_chunks)
+        self.random_track_mix, self.gain_range = bool(random_track_mix), tuple(gain_range)
+        if random_track_mix:
+            self.streams = {s: self._join([t[s] for t in tracks if t[s].abs().max() > 0]) for s in self.sources}
+        else:
+            self.streams = {s: self._join([t[s] for t in tracks]) for s in self.sources}
+
+    def _join(self, parts: List[torch.Tensor]) -> torch.Tensor:
+        stream = torch.cat(parts) if parts else torch.zeros(0)
+        if len(stream) < self.length:  # less audio than one chunk in all: repeat it
+            stream = stream.repeat(math.ceil(self.length / max(1, len(stream)))) if len(stream) else torch.zeros(
+                self.length)
+        return stream
+
+    @property
+    def stream_lengths(self) -> Dict[str, int]:
+        """Samples in each source's stream."""
+        return {s: len(x) for s, x in self.streams.items()}
+
+    def __len__(self) -> int:
+        return self.n_chunks
+
+    def __getitem__(self, index: int):
+        offset = None
+        audio = {}
+        for source, stream in self.streams.items():
+            if offset is None or self.random_track_mix:
+                offset = random.randrange(len(stream) - self.length + 1)
+            audio[source] = stream[offset : offset + self.length] * random.uniform(*self.gain_range)
+        mix = sum(audio.values()).unsqueeze(0)
+        return mix, torch.stack([audio[t] for t in self.targets]).unsqueeze(1)
+
+    def batch(self, batch_size: int, generator: torch.Generator, device: torch.device):
+        """A whole batch ``(mix (batch, time), targets (batch, n_targets, time))`` drawn on ``device``.
+
+        Same distribution as ``__getitem__``; the streams move to ``device`` once, so a GPU
+        draws its own batches.
+        """
+        if any(s.device != device for s in self.streams.values()):
+            self.streams = {s: x.to(device) for s, x in self.streams.items()}
+        window = torch.arange(self.length, device=device)
+        offsets = None
+        audio = {}
+        for source, stream in self.streams.items():
+            if offsets is None or self.random_track_mix:
+                high = len(stream) - self.length + 1
+                offsets = (torch.rand(batch_size, generator=generator, device=device) * high).long()
+            low, high = self.gain_range
+            gains = low + (high - low) * torch.rand(batch_size, 1, generator=generator, device=device)
+            audio[source] = stream[offsets[:, None] + window] * gains
+        return sum(audio.values()), torch.stack([audio[t] for t in self.targets], dim=1)
+
+
+class FixedChunks(Dataset):
+    """Validation chunks: up to ``max_per_track`` consecutive chunks of each track, the last one
+    (and a track shorter than a chunk) zero-padded, so every track counts. Items as :class:`RandomChunks`."""
+
+    def __init__(self, tracks: List[Dict[str, torch.Tensor]], targets: Sequence[str], length: int,
+                 max_per_track: int):
+        self.targets, self.length = list(targets), int(length)
+        self.items = []
+        for track in tracks:
+            n = len(next(iter(track.values())))
+            for k in range(min(max_per_track, max(1, math.ceil(n / self.length)))):
+                self.items.append({s: self._padded(a[k * self.length : (k + 1) * self.length]) for s, a in track.items()})
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (0, self.length - len(x)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        audio = self.items[index]
+        return sum(audio.values()).unsqueeze(0), torch.stack([audio[t] for t in self.targets]).unsqueeze(1)

@@ -1,0 +1,86 @@
+"""Stage 0, extra data: a folder of ``<clip>/{vocals,accompaniment}.<ext>`` pairs (MIR-1K's layout).
+
+Clips named ``<song>_<NN>`` (MIR-1K: ``<singer>_<song>_<clip>``) are consecutive parts of
+one song: they are joined, in clip order, into one track ``<prefix>-<song>``. A fixed
+slice of the songs (every ``--valid_every``-th in sorted order) goes to validation, the
+rest to training. Writes the prepared layout of ``prepared_layout.py`` at the model rate.
+"""
+import argparse
+import re
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from prepared_layout import SOURCES, is_prepared, mark_prepared, resample, run_jobs, write_track
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+
+def source_file(clip: Path, source: str) -> Path:
+    for ext in AUDIO_EXTENSIONS:
+        if (clip / f"{source}{ext}").is_file():
+            return clip / f"{source}{ext}"
+    raise FileNotFoundError(f"{clip} has no {source} file ({', '.join(AUDIO_EXTENSIONS)})")
+
+
+def songs(root: Path) -> dict:
+    """``{song: [clip folders in order]}``; a clip without a ``_NN`` suffix is a song of its own."""
+    grouped = defaultdict(list)
+    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
+        match = re.fullmatch(r"(.+)_(\d+)", clip.name)
+        key, number = (match.group(1), int(match.group(2))) if match else (clip.name, 0)
+        grouped[key].append((number, clip))
+    return {song: [clip for _, clip in sorted(clips)] for song, clips in sorted(grouped.items())}
+
+
+def read_mono(path: Path) -> tuple:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    return audio.mean(1, keepdims=True), rate
+
+
+def prepare_song(item: tuple, out: Path, sample_rate: int) -> str:
+    split, name, clips = item
+    stems = {}
+    for source in SOURCES:
+        parts = [read_mono(source_file(clip, source)) for clip in clips]
+        stems[source] = np.concatenate([resample(audio, rate, sample_rate) for audio, rate in parts])
+    length = min(len(a) for a in stems.values())
+    write_track(out / split / name, {k: v[:length] for k, v in stems.items()}, sample_rate)
+    return name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, required=True, help="folder of <clip>/{vocals,accompaniment}.<ext>")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sample_rate", type=int, default=8192)
+    parser.add_argument("--prefix", default=None, help="track name prefix (default: the root's name)")
+    parser.add_argument("--valid_every", type=int, default=10, help="every N-th song validates (0: none)")
+    parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
+    args = parser.parse_args()
+    if not args.root.is_dir():
+        raise SystemExit(f"error: --root {args.root} is not a folder")
+    prefix = args.prefix or args.root.resolve().name
+    settings = {"root": str(args.root.resolve()), "sample_rate": args.sample_rate, "prefix": prefix,
+                "valid_every": args.valid_every}
+    if is_prepared(args.out, prefix, settings):
+        print(f"{args.root} is already prepared in {args.out}; skipping")
+        return
+    grouped = songs(args.root)
+    if not grouped:
+        raise SystemExit(f"error: no <clip>/{{vocals,accompaniment}} folders under {args.root}")
+    items = [("valid" if args.valid_every and i % args.valid_every == 0 else "train", f"{prefix}-{song}", clips)
+             for i, (song, clips) in enumerate(grouped.items())]
+    run_jobs(partial(prepare_song, out=args.out, sample_rate=args.sample_rate), items, args.jobs, prefix)
+    tracks = {split: [name for s, name, _ in items if s == split] for split in ("train", "valid")}
+    n_clips = sum(len(clips) for _, _, clips in items)
+    print(f"{prefix}: {n_clips} clips joined into {len(items)} songs: "
+          f"{len(tracks['train'])} train, {len(tracks['valid'])} valid")
+    mark_prepared(args.out, prefix, settings, tracks)
+
+
+if __name__ == "__main__":
+    main()
