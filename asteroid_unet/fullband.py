@@ -29,7 +29,8 @@ def interpolate_mask(
     bin_hz: float,
     n_frames: int,
     frame_s: float,
-    offset_frames: int = 0,
+    offset_frames: float = 0,
+    band_limited: bool = False,
 ) -> torch.Tensor:
     """Map a model-rate mask ``(..., n_bins, model_frames)`` onto a full-band grid ``(..., n_freqs, n_frames)``.
 
@@ -37,10 +38,15 @@ def interpolate_mask(
     it (the model sees 0 to ``n_bins * model_bin_hz`` Hz) each frame takes the mean of the
     mask over the top octave of the model's band, so what the model hears of a source's
     upper harmonics decides how much of the high band goes to that source.
-    Mask frame 0 is model frame ``offset_frames`` of the signal (times are clamped to the mask).
+    ``band_limited`` silences everything above the model's band instead.
+    Mask frame 0 is model frame ``offset_frames`` of the signal (times are clamped to the mask),
+    a model frame lying where its centre lies.
     """
     n_bins = mask.shape[-2]
-    high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
+    if band_limited:
+        high = mask.new_zeros(*mask.shape[:-2], 1, mask.shape[-1])
+    else:
+        high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
     extended = torch.cat([mask, high], dim=-2)  # row n_bins is the high band
     q = torch.arange(n_freqs, dtype=torch.float64) * (bin_hz / model_bin_hz)
     in_band = q <= n_bins - 1

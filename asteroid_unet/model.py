@@ -341,18 +341,15 @@ class UNet(BaseEncoderMaskerDecoder):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_conf_or_path=None, *args, **kwargs):
-        """Asteroid's ``from_pretrained``, but a file, hub folder, URL or Hub id is read by
-        :func:`asteroid_unet.weights.load_package`: explicitly ``torch.load(weights_only=True)``,
-        so a package carrying pickled code is refused with a one-line ``CheckpointError``.
-        Without an argument: the default weights shipped in the package (no download)."""
+        """Asteroid's ``from_pretrained``, but a file, hub folder, URL, Hub id or model name
+        (:func:`asteroid_unet.pretrained.locate`) is read by :func:`asteroid_unet.weights.load_package`:
+        explicitly ``torch.load(weights_only=True)``, so a package carrying pickled code is refused
+        with a one-line ``CheckpointError``. Without an argument: the default model of the package."""
         if not isinstance(pretrained_model_conf_or_path, dict):
-            from .weights import CheckpointError, default_weights_path, load_package, resolve
+            from .pretrained import locate
+            from .weights import load_package
 
-            if pretrained_model_conf_or_path is None:
-                pretrained_model_conf_or_path = default_weights_path()
-                if pretrained_model_conf_or_path is None:
-                    raise CheckpointError("this build of asteroid-unet ships no default weights")
-            pretrained_model_conf_or_path = load_package(resolve(pretrained_model_conf_or_path))
+            pretrained_model_conf_or_path = load_package(locate(pretrained_model_conf_or_path))
         return super().from_pretrained(pretrained_model_conf_or_path, *args, **kwargs)
 
     def serialize(self) -> dict:
@@ -363,13 +360,20 @@ class UNet(BaseEncoderMaskerDecoder):
         return conf
 
     def get_state_dict(self) -> dict:
-        """The weights without derived buffers."""
-        return {k: v for k, v in self.state_dict().items() if k != "crossfade"}
+        """The weights without derived buffers (the cross-fade, the STFT's filters and window)."""
+        return {k: v for k, v in self.state_dict().items() if not _derived(k)}
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         state_dict = dict(state_dict)
-        state_dict.setdefault("crossfade", self.crossfade)
+        for key, value in self.state_dict().items():
+            if _derived(key):
+                state_dict.setdefault(key, value)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _derived(key: str) -> bool:
+    """Buffers that the constructor arguments determine."""
+    return key == "crossfade" or key.startswith(("encoder.filterbank.", "decoder.filterbank."))
 
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

