@@ -66,8 +66,8 @@ class Separator:
         # earlier; 16 more frames keep STFT and resampling edge effects away from them.
         lead = model.patch_frames - patch_hop + 16
         self.margin = self.samples(math.ceil(lead / self.frame_step) * self.frame_step)
-        # After a chunk: the frames whose masks reach its last samples, and every patch covering them.
-        self.margin_after = self.samples(math.ceil((model.patch_frames + 16) / self.frame_step) * self.frame_step)
+        # After a chunk: the few frames whose masks reach its last samples, and the whole patches covering them.
+        self.margin_after = self.samples(math.ceil(model.patch_frames / self.frame_step) * self.frame_step)
         self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
         self.window = torch.hann_window(self.n_fft, device=self.device)
         # Zeros before the song as the model sees them: causal framing pads with zeros, centred reflects.

@@ -149,3 +149,16 @@ def test_hub_export_loads_in_asteroid_and_speechbrain_offline(model, tmp_path):
         expected = UNet.from_pretrained(str(folder / "pytorch_model.bin")).eval()(x)
         torch.testing.assert_close(sep.mods.model(x), expected, rtol=0, atol=0)
         assert sep.separate_batch(x[:, 0]).shape == (1, 20000, 2)
+
+
+@pytest.mark.parametrize("offset", [-2, 0, 3])
+@pytest.mark.parametrize("band_limited", [False, True])
+def test_masks_on_the_model_grid_are_taken_as_they_are(offset, band_limited):
+    from asteroid_unet.fullband import interpolate_mask
+
+    mask = torch.rand(2, 2, 64, 30)
+    out = interpolate_mask(mask, model_bin_hz=10.0, model_frame_s=0.1, n_freqs=100, bin_hz=10.0, n_frames=40,
+                           frame_s=0.1, offset_frames=offset, band_limited=band_limited)
+    high = torch.zeros(2, 2, 1, 30) if band_limited else mask[..., 32:, :].mean(-2, keepdim=True)
+    frames = (torch.arange(40) - offset).clamp(0, 29)
+    torch.testing.assert_close(out, torch.cat([mask, high.expand(2, 2, 36, 30)], -2)[..., frames], rtol=0, atol=0)
