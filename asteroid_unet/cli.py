@@ -1,4 +1,5 @@
-"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]`` (argparse only; the work is in separate.py)."""
+"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]`` and ``asteroid-unet convert-spleeter DIR -o FILE``
+(argparse only; the work is in separate.py and spleeter.py)."""
 import argparse
 import sys
 import traceback
@@ -6,7 +7,8 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError
-from .weights import CheckpointError, load_model
+from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
+from .weights import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,14 +17,36 @@ def build_parser() -> argparse.ArgumentParser:
     sep = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
     sep.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio files")
     sep.add_argument("-o", "--outdir", default="separated", help="output folder (default: %(default)s)")
-    sep.add_argument("--model", default=None, help="model file, hub folder or Hub repo id (default: packaged weights)")
+    sep.add_argument("--model", default=None,
+                     help=f"model name ({', '.join(PACKAGED)}), file, hub folder or Hub repo id (default: {DEFAULT_MODEL})")
     sep.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: %(default)s")
     sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS), help="default: the input's, else wav")
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
     sep.add_argument("--chunk-seconds", type=float, default=60.0, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
+    sep.add_argument("--band-limited", action="store_true",
+                     help="silence every stem above the model's band, as Spleeter does (default: full band)")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
+    conv = sub.add_parser("convert-spleeter", help="convert a Spleeter TensorFlow checkpoint folder (no TensorFlow needed)")
+    conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
+    conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
+    conv.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     return parser
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .spleeter import save_converted
+
+    try:
+        model = save_converted(args.checkpoint_dir, args.output, half=args.half)
+    except CheckpointError as err:
+        print(f"asteroid-unet: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"asteroid-unet: error: cannot write {args.output} ({err.strerror or err})", file=sys.stderr)
+        return 2
+    print(f"{args.output}: Spleeter U-Net with targets {', '.join(model.targets)}")
+    return 0
 
 
 def expand_inputs(inputs: Iterable[str]) -> List[Path]:
@@ -65,6 +89,7 @@ def run_separate(args: argparse.Namespace) -> int:
             written = separate_file(
                 path, args.outdir, model, fmt=args.format, force=args.force, device=args.device,
                 chunk_seconds=args.chunk_seconds, precision=args.precision, progress=True,
+                full_band=not args.band_limited,
             )
             for name, out in written.items():
                 print(f"{name}: {out}")
@@ -83,7 +108,7 @@ def run_separate(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_separate(args)
+        return run_convert(args) if args.command == "convert-spleeter" else run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)
         return 130

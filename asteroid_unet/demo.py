@@ -9,7 +9,7 @@ import stempeg
 
 from .evaluate import bss_eval, mix_estimates
 from .separate import separate_file
-from .weights import default_weights_path
+from .pretrained import BUILD_HINT, default_weights_path
 
 PREVIEW = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
 
@@ -25,7 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--outdir", default="separated")
     args = parser.parse_args(argv)
     if default_weights_path() is None:
-        print("NOTE: no trained weights in this build; the demo runs an UNTRAINED model.")
+        print(f"asteroid-unet: error: the default model's weights are not in this install: {BUILD_HINT}", file=sys.stderr)
+        return 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         written = separate_file(PREVIEW, args.outdir, fmt="wav", force=True, progress=True)

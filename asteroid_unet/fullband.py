@@ -29,7 +29,8 @@ def interpolate_mask(
     bin_hz: float,
     n_frames: int,
     frame_s: float,
-    offset_frames: int = 0,
+    offset_frames: float = 0,
+    band_limited: bool = False,
 ) -> torch.Tensor:
     """Map a model-rate mask ``(..., n_bins, model_frames)`` onto a full-band grid ``(..., n_freqs, n_frames)``.
 
@@ -37,10 +38,17 @@ def interpolate_mask(
     it (the model sees 0 to ``n_bins * model_bin_hz`` Hz) each frame takes the mean of the
     mask over the top octave of the model's band, so what the model hears of a source's
     upper harmonics decides how much of the high band goes to that source.
-    Mask frame 0 is model frame ``offset_frames`` of the signal (times are clamped to the mask).
+    ``band_limited`` silences everything above the model's band instead.
+    Mask frame 0 is model frame ``offset_frames`` of the signal (times are clamped to the mask),
+    a model frame lying where its centre lies.
     """
     n_bins = mask.shape[-2]
-    high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
+    if band_limited:
+        high = mask.new_zeros(*mask.shape[:-2], 1, mask.shape[-1])
+    else:
+        high = mask[..., n_bins // 2 :, :].mean(dim=-2, keepdim=True)
+    if bin_hz == model_bin_hz and frame_s == model_frame_s and float(offset_frames).is_integer():
+        return _same_grid(mask, high, n_freqs, n_frames, int(offset_frames))
     extended = torch.cat([mask, high], dim=-2)  # row n_bins is the high band
     q = torch.arange(n_freqs, dtype=torch.float64) * (bin_hz / model_bin_hz)
     in_band = q <= n_bins - 1
@@ -67,3 +75,14 @@ def stft_size(step: int, sample_rate: int) -> tuple:
         if step % d == 0:
             divisors.update((d, step // d))
     return n_fft, max(d for d in divisors if d <= n_fft // 2)
+
+
+def _same_grid(mask: torch.Tensor, high: torch.Tensor, n_freqs: int, n_frames: int, offset: int) -> torch.Tensor:
+    """:func:`interpolate_mask` where both grids coincide: slices, no interpolation."""
+    n_bins, last = mask.shape[-2], mask.shape[-1] - 1
+    t = (torch.arange(n_frames, device=mask.device) - offset).clamp(0, last)
+    if offset <= 0 and n_frames - 1 - offset <= last:  # the usual case: a plain slice in time
+        mask, high = mask[..., -offset : n_frames - offset], high[..., -offset : n_frames - offset]
+    else:
+        mask, high = mask.index_select(-1, t), high.index_select(-1, t)
+    return torch.cat([mask[..., : min(n_bins, n_freqs), :], high.expand(*high.shape[:-2], max(n_freqs - n_bins, 0), n_frames)], dim=-2)

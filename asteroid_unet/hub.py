@@ -34,14 +34,28 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
                license: str = "cc-by-nc-sa-4.0") -> str:
     """The README.md text: Hub front matter, usage, model arguments and the evaluation table."""
     args = package["model_args"]
-    front = yaml.safe_dump({"library_name": "asteroid", "tags": list(TAGS), "datasets": [dataset],
-                            "license": license}, sort_keys=False)
+    spleeter = bool(args.get("spleeter_layers"))
+    if spleeter:  # Deezer's weights, trained on Deezer's private catalogue
+        license, dataset = "mit", None
+    meta = {"library_name": "asteroid", "tags": list(TAGS), "license": license}
+    if dataset:
+        meta["datasets"] = [dataset]
+    front = yaml.safe_dump(meta, sort_keys=False)
+    if spleeter:
+        about = ("Deezer's pretrained Spleeter U-Net (MIT licence, Copyright (c) 2019-present Deezer), converted from "
+                 "its TensorFlow checkpoint by `asteroid-unet convert-spleeter`, with Spleeter's own layer order, "
+                 "STFT and ratio masks.")
+    else:
+        about = ("Singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017), "
+                 f"trained with the `asteroid-unet` Asteroid recipe (`egs/musdb18`) on {dataset}.")
+    channels = args.get("audio_channels", 1)
+    shape = "(batch, time)" if channels == 1 else f"(batch, {channels}, time)"
+    out_shape = "(batch, n_targets, time)" if channels == 1 else f"(batch, n_targets, {channels}, time)"
     lines = [
         f"---\n{front}---",
         f"# {repo_id.split('/')[-1]}",
         "",
-        "Singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017), "
-        f"trained with the `asteroid-unet` Asteroid recipe (`egs/musdb18`) on {dataset}.",
+        about,
         "",
         "## Usage",
         "",
@@ -50,7 +64,7 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
         "from asteroid.models import BaseModel",
         "",
         f'model = BaseModel.from_pretrained("{repo_id}")',
-        f"estimates = model(mix)  # mix: (batch, time) at {args['sample_rate']:g} Hz -> (batch, n_targets, time)",
+        f"estimates = model(mix)  # mix: {shape} at {args['sample_rate']:g} Hz -> {out_shape}",
         "```",
         "",
         "## Model",
@@ -77,6 +91,10 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
         "*Singing Voice Separation with Deep U-Net Convolutional Networks*, ISMIR 2017.",
         "",
     ]
+    if spleeter:
+        lines += ["R. Hennequin, A. Khlif, F. Voituret, M. Moussallam, *Spleeter: a fast and efficient music source "
+                  "separation tool with pre-trained models*, JOSS 5(50), 2154, 2020. Weights: "
+                  "https://github.com/deezer/spleeter (MIT).", ""]
     return "\n".join(lines)
 
 

@@ -1,41 +1,75 @@
-"""The 2-D U-Net of Jansson et al. (2017) on magnitude spectrogram patches."""
+"""The 2-D U-Net of Jansson et al. (2017) on magnitude spectrogram patches, with the layer
+order of Spleeter's U-Net (Deezer) as options."""
 from typing import List
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
+def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple:
+    """TensorFlow's ``padding="same"``: ``(before, after)`` for one axis (the extra one goes after)."""
+    span = dilation * (kernel_size - 1) + 1
+    total = max((-(-size // stride) - 1) * stride + span - size, 0)
+    return total // 2, total - total // 2
+
+
 class EncoderBlock(nn.Module):
-    """Strided 2-D convolution, batch norm and leaky ReLU: halves frequency and time."""
+    """Strided 2-D convolution, batch norm and leaky ReLU: halves frequency and time.
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, leaky_slope: float):
+    ``forward`` returns ``(activation, conv output)``, so a skip can be taken before the norm.
+    ``plain`` drops the norm and the activation (a bottleneck fed raw to the decoder).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, leaky_slope: float,
+                 tf_padding: bool = False, norm_eps: float = 1e-5, plain: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2)
-        self.norm = nn.BatchNorm2d(out_ch)
-        self.act = nn.LeakyReLU(leaky_slope)
+        self.tf_padding, self.kernel_size, self.stride = tf_padding, kernel_size, stride
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=0 if tf_padding else kernel_size // 2)
+        self.norm = nn.Identity() if plain else nn.BatchNorm2d(out_ch, eps=norm_eps)
+        self.act = nn.Identity() if plain else nn.LeakyReLU(leaky_slope)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
+    def forward(self, x: torch.Tensor):
+        if self.tf_padding:
+            (top, bottom), (left, right) = (same_padding(n, self.kernel_size, self.stride) for n in x.shape[-2:])
+            x = F.pad(x, (left, right, top, bottom))
+        y = self.conv(x)
+        return self.act(self.norm(y)), y
 
 
 class DecoderBlock(nn.Module):
-    """Strided transposed convolution, batch norm, ReLU and optional dropout: doubles both axes."""
+    """Strided transposed convolution, batch norm, ReLU and optional dropout: doubles both axes.
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, dropout: float):
+    ``act_before_norm`` applies the ReLU before the norm (Spleeter's order); ``tf_padding``
+    crops the output as TensorFlow's ``padding="same"`` does.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, dropout: float,
+                 act_before_norm: bool = False, tf_padding: bool = False, norm_eps: float = 1e-5):
         super().__init__()
+        self.tf_padding, self.kernel_size, self.stride = tf_padding, kernel_size, stride
         self.conv = nn.ConvTranspose2d(
-            in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, output_padding=stride - 1
+            in_ch, out_ch, kernel_size, stride,
+            padding=0 if tf_padding else kernel_size // 2,
+            output_padding=0 if tf_padding else stride - 1,
         )
-        self.norm = nn.BatchNorm2d(out_ch)
+        self.norm = nn.BatchNorm2d(out_ch, eps=norm_eps)
         self.act = nn.ReLU()
+        self.act_before_norm = act_before_norm
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.act(self.norm(self.conv(x))))
+        size = [n * self.stride for n in x.shape[-2:]]
+        y = self.conv(x)
+        if self.tf_padding:  # the transposed conv's full output, cropped where TF's "same" crops it
+            (top, _), (left, _) = (same_padding(n, self.kernel_size, self.stride) for n in size)
+            y = y[..., top : top + size[0], left : left + size[1]]
+        y = self.norm(self.act(y)) if self.act_before_norm else self.act(self.norm(y))
+        return self.dropout(y)
 
 
 class UNetMaskNet(nn.Module):
-    """U-Net mask estimator on normalised magnitude patches.
+    """U-Net mask estimator on magnitude patches.
 
     Args:
         n_targets (int): number of masks (output channels). Default 1.
@@ -47,6 +81,12 @@ class UNetMaskNet(nn.Module):
         leaky_slope (float): negative slope of the encoder's leaky ReLU. Default 0.2.
         dropout (float): dropout of the first ``n_dropout_layers`` decoder blocks. Default 0.5.
         n_dropout_layers (int): how many decoder blocks use dropout. Default 3.
+        spleeter_layers (bool): Spleeter's layer order instead of the paper's: skips taken from
+            the conv outputs before batch norm, decoder blocks as transposed conv, ReLU, batch
+            norm, the bottleneck conv fed raw to the decoder, a last decoder block down to one
+            channel, then a 4x4 conv with dilation 2 and a sigmoid. Default False.
+        tf_padding (bool): TensorFlow's ``"same"`` padding (asymmetric for even sizes). Default False.
+        norm_eps (float): batch norm epsilon (Keras uses 1e-3). Default 1e-5.
 
     Input ``(batch, in_channels, n_bins, n_frames)`` with both sizes divisible by
     ``stride ** n_layers``; output masks ``(batch, n_targets, n_bins, n_frames)`` in [0, 1].
@@ -63,37 +103,63 @@ class UNetMaskNet(nn.Module):
         leaky_slope: float = 0.2,
         dropout: float = 0.5,
         n_dropout_layers: int = 3,
+        spleeter_layers: bool = False,
+        tf_padding: bool = False,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         widths = [first_channels * 2**i for i in range(n_layers)]
         self.encoder = nn.ModuleList(
-            EncoderBlock(c_in, c_out, kernel_size, stride, leaky_slope)
-            for c_in, c_out in zip([in_channels] + widths[:-1], widths)
+            EncoderBlock(c_in, c_out, kernel_size, stride, leaky_slope, tf_padding, norm_eps,
+                         plain=spleeter_layers and i == n_layers - 1)
+            for i, (c_in, c_out) in enumerate(zip([in_channels] + widths[:-1], widths))
         )
         # Decoder block i maps the (concatenated) features back to the width of encoder block
         # n_layers - 2 - i; the first block sees only the bottleneck, the others a skip as well.
         dec_in = [widths[-1]] + [2 * w for w in widths[-2:0:-1]]
         dec_out = widths[-2::-1]
+        if spleeter_layers:  # one more decoder block, down to one channel, before the last conv
+            dec_in, dec_out = dec_in + [2 * widths[0] if n_layers > 1 else widths[0]], dec_out + [1]
         self.decoder = nn.ModuleList(
-            DecoderBlock(c_in, c_out, kernel_size, stride, dropout if i < n_dropout_layers else 0.0)
+            DecoderBlock(c_in, c_out, kernel_size, stride, dropout if i < n_dropout_layers else 0.0,
+                         act_before_norm=spleeter_layers, tf_padding=tf_padding, norm_eps=norm_eps)
             for i, (c_in, c_out) in enumerate(zip(dec_in, dec_out))
         )
-        self.last = nn.ConvTranspose2d(
-            2 * widths[0] if n_layers > 1 else widths[0],
-            n_targets,
-            kernel_size,
-            stride,
-            padding=kernel_size // 2,
-            output_padding=stride - 1,
-        )
+        if spleeter_layers:
+            self.last = nn.Conv2d(1, n_targets, 4, dilation=2, padding=3)  # "same" for 4x4 dilated by 2
+        else:
+            self.last = nn.ConvTranspose2d(
+                2 * widths[0] if n_layers > 1 else widths[0], n_targets, kernel_size, stride,
+                padding=kernel_size // 2, output_padding=stride - 1,
+            )
+        self.spleeter_layers = spleeter_layers
         self.multiple = stride**n_layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips: List[torch.Tensor] = []
         for block in self.encoder:
+            x, conv_out = block(x)
+            skips.append(conv_out if self.spleeter_layers else x)
+        x = skips.pop()  # the bottleneck is the decoder's input, not a skip
+        for i, block in enumerate(self.decoder):
             x = block(x)
-            skips.append(x)
-        skips.pop()  # the bottleneck is the decoder's input, not a skip
-        for block in self.decoder:
-            x = torch.cat([block(x), skips.pop()], dim=1)
+            if skips:  # Spleeter concatenates (skip, decoder); the paper (decoder, skip)
+                x = torch.cat([skips.pop(), x] if self.spleeter_layers else [x, skips.pop()], dim=1)
         return torch.sigmoid(self.last(x))
+
+
+class UNetPerTarget(nn.Module):
+    """One :class:`UNetMaskNet` per target, each giving one mask per input channel (Spleeter's layout).
+
+    Input ``(batch, channels, n_bins, n_frames)``; output ``(batch, n_targets * channels, n_bins,
+    n_frames)``, target-major.
+    """
+
+    def __init__(self, n_targets: int, channels: int, **unet_args):
+        super().__init__()
+        self.unets = nn.ModuleList(
+            UNetMaskNet(n_targets=channels, in_channels=channels, **unet_args) for _ in range(n_targets)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([unet(x) for unet in self.unets], dim=1)

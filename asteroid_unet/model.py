@@ -1,6 +1,7 @@
 """UNet: the Jansson et al. (2017) singing-voice U-Net as an Asteroid model."""
 import copy
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -11,9 +12,20 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from asteroid_filterbanks import Decoder, Encoder, TorchSTFTFB
 from asteroid_filterbanks.transforms import mag
 
-from .masknet import UNetMaskNet
+from .masknet import UNetMaskNet, UNetPerTarget
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
+MASK_EPS = 1e-10  # Spleeter's epsilon in its ratio masks
+
+
+def spleeter_args(targets: Sequence[str] = DEFAULT_TARGETS) -> dict:
+    """The :class:`UNet` arguments of Deezer's Spleeter models (44.1 kHz stereo, one U-Net per target)."""
+    return dict(
+        targets=list(targets), sample_rate=44100.0, n_fft=4096, hop_length=1024, n_bins=1024,
+        patch_frames=512, patch_hop=512, audio_channels=2, framing="causal", patch_norm=False,
+        spleeter_layers=True, tf_padding=True, norm_eps=1e-3, unet_per_target=True,
+        mask_exponent=2.0, mask_extension="zeros", patch_batch=4,
+    )
 
 
 class UNet(BaseEncoderMaskerDecoder):
@@ -39,15 +51,35 @@ class UNet(BaseEncoderMaskerDecoder):
         n_dropout_layers: the U-Net, see :class:`~asteroid_unet.masknet.UNetMaskNet`.
             Defaults 6, 16, 5, 2, 0.2, 0.5, 3.
         patch_batch (int): patches per network call at inference (bounds memory). Default 32.
+        audio_channels (int): channels the network sees together, with one mask per channel;
+            1 separates every channel on its own. Default 1.
+        framing (str): ``"center"``: frame k is centred on sample ``k * hop_length``;
+            ``"causal"``: frame k covers the ``n_fft`` samples before it (Spleeter's STFT:
+            ``n_fft`` zeros prepended, no centring, zeros at the end). Default ``"center"``.
+        patch_norm (bool): divide each patch by its maximum. Default True.
+        spleeter_layers, tf_padding, norm_eps: Spleeter's layer order, TensorFlow's padding and
+            batch norm epsilon, see :class:`~asteroid_unet.masknet.UNetMaskNet`. Defaults False, False, 1e-5.
+        unet_per_target (bool): one U-Net per target instead of one U-Net with a mask per target.
+            Default False.
+        mask_exponent (float): 0: the sigmoid outputs are the masks; p > 0: Spleeter's ratio masks
+            ``(y_i^p + eps / n) / (sum_j y_j^p + eps)`` of the estimates ``y_i = sigmoid_i * |mix|``.
+            Default 0.
+        mask_extension (str): the mask above ``n_bins`` in ``forward``: ``"top"`` repeats the top
+            bin's, ``"zeros"`` silences the band (as Spleeter does). Default ``"top"``.
+
+    :func:`spleeter_args` gives the arguments of Spleeter's pretrained models.
 
     Shapes: ``forward`` takes ``(time,)``, ``(batch, time)`` or ``(batch, channels, time)``
-    at ``sample_rate``; channels are separated independently. It returns
+    at ``sample_rate``; with ``audio_channels=1`` channels are separated independently. It returns
     ``(n_targets, time)``, ``(batch, n_targets, time)`` (also for one channel) or
-    ``(batch, n_targets, channels, time)``, always of the input's length.
+    ``(batch, n_targets, channels, time)``, always of the input's length. A model with
+    ``audio_channels > 1`` takes ``(batch, audio_channels, time)`` only.
 
     References
         - [1] A. Jansson, E. Humphrey, N. Montecchio, R. Bittner, A. Kumar, T. Weyde,
           "Singing Voice Separation with Deep U-Net Convolutional Networks", ISMIR 2017.
+        - [2] R. Hennequin, A. Khlif, F. Voituret, M. Moussallam, "Spleeter: a fast and
+          efficient music source separation tool with pre-trained models", JOSS 2020.
     """
 
     def __init__(
@@ -68,6 +100,15 @@ class UNet(BaseEncoderMaskerDecoder):
         dropout: float = 0.5,
         n_dropout_layers: int = 3,
         patch_batch: int = 32,
+        audio_channels: int = 1,
+        framing: str = "center",
+        patch_norm: bool = True,
+        spleeter_layers: bool = False,
+        tf_padding: bool = False,
+        norm_eps: float = 1e-5,
+        unet_per_target: bool = False,
+        mask_exponent: float = 0.0,
+        mask_extension: str = "top",
     ):
         targets = [str(t) for t in targets]
         if not targets:
@@ -82,12 +123,19 @@ class UNet(BaseEncoderMaskerDecoder):
             raise ValueError(f"n_bins must be in [1, n_fft // 2 + 1], got {n_bins}")
         if not 0 < patch_hop <= patch_frames:
             raise ValueError(f"patch_hop must be in [1, patch_frames], got {patch_hop}")
+        if framing not in ("center", "causal"):
+            raise ValueError(f"framing must be 'center' or 'causal', got {framing!r}")
+        if mask_extension not in ("top", "zeros"):
+            raise ValueError(f"mask_extension must be 'top' or 'zeros', got {mask_extension!r}")
+        if int(audio_channels) < 1:
+            raise ValueError(f"audio_channels must be at least 1, got {audio_channels}")
         fb = TorchSTFTFB.from_torch_args(
             n_fft=int(n_fft),
             hop_length=int(hop_length),
             win_length=int(n_fft),
             window=getattr(torch, f"{window}_window")(int(n_fft)).numpy(),
             center=True,
+            pad_mode="reflect" if framing == "center" else "constant",
             sample_rate=float(sample_rate),
         )
         masknet_args = dict(
@@ -98,10 +146,21 @@ class UNet(BaseEncoderMaskerDecoder):
             leaky_slope=float(leaky_slope),
             dropout=float(dropout),
             n_dropout_layers=int(n_dropout_layers),
+            spleeter_layers=bool(spleeter_layers),
+            tf_padding=bool(tf_padding),
+            norm_eps=float(norm_eps),
         )
-        masker = UNetMaskNet(n_targets=len(targets), **masknet_args)
+        channels = int(audio_channels)
+        if unet_per_target:
+            masker = UNetPerTarget(len(targets), channels, **masknet_args)
+        else:
+            masker = UNetMaskNet(n_targets=len(targets) * channels, in_channels=channels, **masknet_args)
         super().__init__(Encoder(fb), masker, Decoder(fb))
-        self.in_channels = None  # any channel count: channels are separated independently
+        # None: any channel count, each separated on its own; else the channels the model needs
+        self.in_channels = None if channels == 1 else channels
+        self.audio_channels = channels
+        self.framing, self.patch_norm, self.unet_per_target = str(framing), bool(patch_norm), bool(unet_per_target)
+        self.mask_exponent, self.mask_extension = float(mask_exponent), str(mask_extension)
         self.targets = targets
         self.n_fft, self.hop_length, self.window = int(n_fft), int(hop_length), str(window)
         self.n_bins, self.patch_frames, self.patch_hop = int(n_bins), int(patch_frames), int(patch_hop)
@@ -117,37 +176,86 @@ class UNet(BaseEncoderMaskerDecoder):
         if wav.ndim not in (1, 2, 3):
             raise ValueError(f"Expected (time,), (batch, time) or (batch, channels, time), got {tuple(wav.shape)}")
         shape = wav.shape
-        x = wav.reshape(math.prod(shape[:-1]), 1, shape[-1]).to(self.crossfade.dtype)
         n_targets, length = len(self.targets), shape[-1]
+        if self.audio_channels > 1:
+            if wav.ndim != 3 or shape[1] != self.audio_channels:
+                raise ValueError(f"this model separates {self.audio_channels}-channel audio: expected "
+                                 f"(batch, {self.audio_channels}, time), got {tuple(shape)}")
+            x = wav.to(self.crossfade.dtype)
+            if length == 0 or shape[0] == 0:
+                return x.new_zeros(shape[0], n_targets, shape[1], length)
+            padded, start = self._pad_for_stft(x)
+            return super().forward(padded)[..., start : start + length]
+        x = wav.reshape(math.prod(shape[:-1]), 1, shape[-1]).to(self.crossfade.dtype)
         if length == 0 or x.shape[0] == 0:
             out = x.new_zeros(x.shape[0], n_targets, length)
         else:
-            # Whole hops, so the last frames cover the tail; and at least n_fft for the reflect padding.
-            padded_length = max(self.n_fft, math.ceil(length / self.hop_length) * self.hop_length)
-            padded = F.pad(x, (0, padded_length - length))
-            out = super().forward(padded)[..., :length]
+            padded, start = self._pad_for_stft(x)
+            out = super().forward(padded)[..., start : start + length]
         if wav.ndim == 1:
             return out[0]
         if wav.ndim == 2 or shape[1] == 1:
             return out.reshape(shape[0], n_targets, length)
         return out.reshape(shape[0], shape[1], n_targets, length).transpose(1, 2)
 
+    def _pad_for_stft(self, x: torch.Tensor):
+        """``(padded, start)``: ``x`` padded for the encoder's centred STFT, and where ``x`` starts in it.
+
+        ``"center"``: whole hops, so the last frames cover the tail, and at least ``n_fft`` for the
+        reflect padding. ``"causal"``: ``n_fft // 2`` zeros before (the centring adds as many), and
+        zeros after up to Spleeter's frame count ``ceil((time + n_fft) / hop_length)``.
+        """
+        length = x.shape[-1]
+        if self.framing == "center":
+            padded_length = max(self.n_fft, math.ceil(length / self.hop_length) * self.hop_length)
+            return F.pad(x, (0, padded_length - length)), 0
+        start = self.n_fft // 2
+        n_frames = math.ceil((length + self.n_fft) / self.hop_length)
+        return F.pad(x, (start, (n_frames - 1) * self.hop_length - start - length)), start
+
     def forward_masker(self, tf_rep: torch.Tensor) -> torch.Tensor:
-        """Masks ``(batch, n_targets, n_fft // 2 + 1, frames)`` from an Asteroid STFT ``(batch, 2 * freqs, frames)``."""
-        masks = self.masks_from_magnitude(mag(tf_rep)[:, : self.n_bins])
+        """Masks ``(batch, n_targets, [channels,] n_fft // 2 + 1, frames)`` from an Asteroid STFT
+        ``(batch, [channels,] 2 * freqs, frames)``."""
+        masks = self.masks_from_magnitude(mag(tf_rep)[..., : self.n_bins, :])
         n_missing = self.n_fft // 2 + 1 - self.n_bins
-        # Bins above the network's band take the mask of its top bin.
-        return torch.cat([masks, masks[:, :, -1:].expand(-1, -1, n_missing, -1)], dim=2)
+        if self.mask_extension == "zeros":
+            above = masks.new_zeros(*masks.shape[:-2], n_missing, masks.shape[-1])
+        else:  # bins above the network's band take the mask of its top bin
+            above = masks[..., -1:, :].expand(*masks.shape[:-2], n_missing, masks.shape[-1])
+        return torch.cat([masks, above], dim=-2)
+
+    def forward_decoder(self, masked_tf_rep: torch.Tensor) -> torch.Tensor:
+        """Asteroid's iSTFT; with causal framing, the last samples (cropped away) have a near-zero
+        window envelope, which asteroid_filterbanks reports as a RuntimeWarning: silenced here."""
+        with warnings.catch_warnings():
+            if self.framing == "causal":
+                warnings.filterwarnings("ignore", message="Minimum NOLA", category=RuntimeWarning)
+            return super().forward_decoder(masked_tf_rep)
 
     def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
         """Mask real and imaginary parts alike: mask x mix magnitude with the mix phase."""
-        return tf_rep.unsqueeze(1) * est_masks.repeat(1, 1, 2, 1)
+        return tf_rep.unsqueeze(1) * torch.cat([est_masks, est_masks], dim=-2)
 
     # ----- magnitude path (training, chunked inference) -----
 
+    @property
+    def first_frame_center(self) -> int:
+        """Where the centre of frame 0 of :meth:`magnitude` lies, in samples from the signal's start."""
+        return 0 if self.framing == "center" else -(self.n_fft // 2)
+
     def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
-        """Mix magnitude ``(batch, n_bins, frames)`` of mono waveforms ``(batch, time)``."""
-        return mag(self.encoder(wav.unsqueeze(1)))[:, : self.n_bins]
+        """Mix magnitude ``(batch, [channels,] n_bins, frames)`` of waveforms ``(batch, [channels,] time)``
+        (``torch.stft``, the same transform as the encoder's)."""
+        window = getattr(torch, f"{self.window}_window")(self.n_fft, device=wav.device, dtype=wav.dtype)
+        if self.framing == "center":
+            spec = torch.stft(wav.reshape(-1, wav.shape[-1]), self.n_fft, self.hop_length, window=window,
+                              center=True, pad_mode="reflect", return_complex=True)
+        else:
+            n_frames = math.ceil((wav.shape[-1] + self.n_fft) / self.hop_length)
+            padded = F.pad(wav.reshape(-1, wav.shape[-1]),
+                           (self.n_fft, (n_frames - 1) * self.hop_length - wav.shape[-1]))
+            spec = torch.stft(padded, self.n_fft, self.hop_length, window=window, center=False, return_complex=True)
+        return spec[:, : self.n_bins].abs().reshape(*wav.shape[:-1], self.n_bins, -1)
 
     @property
     def patch_samples(self) -> int:
@@ -155,34 +263,43 @@ class UNet(BaseEncoderMaskerDecoder):
         return (self.patch_frames - 1) * self.hop_length
 
     def patch_masks(self, patches: torch.Tensor) -> torch.Tensor:
-        """Masks ``(n, n_targets, n_bins, patch_frames)`` of raw magnitude patches ``(n, 1, n_bins, patch_frames)``.
+        """Masks ``(n, n_targets, [channels,] n_bins, patch_frames)`` of raw magnitude patches
+        ``(n, channels, n_bins, patch_frames)``; the channel axis of the masks only for
+        ``audio_channels > 1``.
 
-        Each patch is divided by its maximum, so the network sees values in [0, 1].
+        With ``patch_norm`` each patch is divided by its maximum, so the network sees values in [0, 1].
         """
-        return self.masker(normalize_patches(patches))
+        out = self.masker(normalize_patches(patches) if self.patch_norm else patches)
+        masks = out.reshape(out.shape[0], len(self.targets), self.audio_channels, *out.shape[-2:])
+        if self.mask_exponent > 0:  # ratio of the estimated spectrograms, as Spleeter
+            power = (masks * patches.unsqueeze(1)) ** self.mask_exponent
+            masks = (power + MASK_EPS / len(self.targets)) / (power.sum(1, keepdim=True) + MASK_EPS)
+        return masks if self.audio_channels > 1 else masks[:, :, 0]
 
     def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Masks ``(batch, n_targets, n_bins, frames)`` for a magnitude ``(batch, n_bins, frames)`` of any length.
+        """Masks ``(batch, n_targets, [channels,] n_bins, frames)`` for a magnitude ``(batch, [channels,]
+        n_bins, frames)`` of any length (the channel axis for ``audio_channels > 1``).
 
         Patches start every ``patch_hop`` frames, from ``patch_frames - patch_hop``
         frames before the first frame, and are cross-faded; so a frame's mask depends
         only on the patches that cover it, on a grid fixed by the first frame.
         """
-        batch, n_bins, n_frames = magnitude.shape
+        channels = self.audio_channels
+        batch, n_bins, n_frames = magnitude.shape[0], magnitude.shape[-2], magnitude.shape[-1]
         size, hop = self.patch_frames, self.patch_hop
         lead = size - hop
         n_patches = max(1, math.ceil((n_frames + 2 * lead - size) / hop) + 1)
         total = (n_patches - 1) * hop + size
-        padded = F.pad(magnitude, (lead, total - lead - n_frames))
-        patches = padded.unfold(-1, size, hop).transpose(1, 2).reshape(-1, 1, n_bins, size)
+        padded = F.pad(magnitude.reshape(batch, channels, n_bins, n_frames), (lead, total - lead - n_frames))
+        patches = padded.unfold(-1, size, hop).permute(0, 3, 1, 2, 4).reshape(-1, channels, n_bins, size)
         masks = torch.cat([self.patch_masks(p) for p in patches.split(self.patch_batch)])
-        n_targets = masks.shape[1]
-        weighted = (masks * self.crossfade).reshape(batch, n_patches, n_targets * n_bins * size)
+        n_masks = len(self.targets) * channels
+        weighted = (masks * self.crossfade).reshape(batch, n_patches, n_masks * n_bins * size)
         summed = F.fold(weighted.transpose(1, 2), (1, total), (1, size), stride=(1, hop))
         weights = F.fold(
             self.crossfade.expand(1, n_patches, size).transpose(1, 2), (1, total), (1, size), stride=(1, hop)
         )
-        masks = (summed / weights).reshape(batch, n_targets, n_bins, total)
+        masks = (summed / weights).reshape(batch, *masks.shape[1:-1], total)
         return masks[..., lead : lead + n_frames]
 
     def for_inference(self) -> "UNet":
@@ -190,11 +307,14 @@ class UNet(BaseEncoderMaskerDecoder):
 
         Same outputs (to float rounding), about twice as fast on a CPU; not for training or saving.
         """
-        fast = copy.deepcopy(self).eval()
-        for block in fast.masker.encoder:
-            block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
-        for block in fast.masker.decoder:
-            block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
+        # The STFT filterbanks hold no weights to fold: shared, not copied (67 MB each at n_fft 4096).
+        fast = copy.deepcopy(self, memo={id(self.encoder): self.encoder, id(self.decoder): self.decoder}).eval()
+        # Spleeter's order (skips before the norm, norm after the ReLU) leaves nothing to fold.
+        for unet in [m for m in fast.masker.modules() if isinstance(m, UNetMaskNet) and not m.spleeter_layers]:
+            for block in unet.encoder:
+                block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
+            for block in unet.decoder:
+                block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
         return fast.to(memory_format=torch.channels_last)
 
     # ----- serialisation -----
@@ -211,23 +331,26 @@ class UNet(BaseEncoderMaskerDecoder):
             patch_frames=self.patch_frames,
             patch_hop=self.patch_hop,
             patch_batch=self.patch_batch,
+            audio_channels=self.audio_channels,
+            framing=self.framing,
+            patch_norm=self.patch_norm,
+            unet_per_target=self.unet_per_target,
+            mask_exponent=self.mask_exponent,
+            mask_extension=self.mask_extension,
             **self.masknet_args,
         )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_conf_or_path=None, *args, **kwargs):
-        """Asteroid's ``from_pretrained``, but a file, hub folder, URL or Hub id is read by
-        :func:`asteroid_unet.weights.load_package`: explicitly ``torch.load(weights_only=True)``,
-        so a package carrying pickled code is refused with a one-line ``CheckpointError``.
-        Without an argument: the default weights shipped in the package (no download)."""
+        """Asteroid's ``from_pretrained``, but a file, hub folder, URL, Hub id or model name
+        (:func:`asteroid_unet.pretrained.locate`) is read by :func:`asteroid_unet.weights.load_package`:
+        explicitly ``torch.load(weights_only=True)``, so a package carrying pickled code is refused
+        with a one-line ``CheckpointError``. Without an argument: the default model of the package."""
         if not isinstance(pretrained_model_conf_or_path, dict):
-            from .weights import CheckpointError, default_weights_path, load_package, resolve
+            from .pretrained import locate
+            from .weights import load_package
 
-            if pretrained_model_conf_or_path is None:
-                pretrained_model_conf_or_path = default_weights_path()
-                if pretrained_model_conf_or_path is None:
-                    raise CheckpointError("this build of asteroid-unet ships no default weights")
-            pretrained_model_conf_or_path = load_package(resolve(pretrained_model_conf_or_path))
+            pretrained_model_conf_or_path = load_package(locate(pretrained_model_conf_or_path))
         return super().from_pretrained(pretrained_model_conf_or_path, *args, **kwargs)
 
     def serialize(self) -> dict:
@@ -238,13 +361,20 @@ class UNet(BaseEncoderMaskerDecoder):
         return conf
 
     def get_state_dict(self) -> dict:
-        """The weights without derived buffers."""
-        return {k: v for k, v in self.state_dict().items() if k != "crossfade"}
+        """The weights without derived buffers (the cross-fade, the STFT's filters and window)."""
+        return {k: v for k, v in self.state_dict().items() if not _derived(k)}
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         state_dict = dict(state_dict)
-        state_dict.setdefault("crossfade", self.crossfade)
+        for key, value in self.state_dict().items():
+            if _derived(key):
+                state_dict.setdefault(key, value)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _derived(key: str) -> bool:
+    """Buffers that the constructor arguments determine."""
+    return key == "crossfade" or key.startswith(("encoder.filterbank.", "decoder.filterbank."))
 
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from .audio import OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
 from .fullband import fft_resample, interpolate_mask, stft_size
 from .model import UNet
-from .weights import load_model
+from .pretrained import load_model
 
 Reader = Callable[[int, int], torch.Tensor]
 
@@ -19,10 +19,12 @@ Reader = Callable[[int, int], torch.Tensor]
 class Separator:
     """Separates a signal at any rate in chunks, full band, with a model running at its own rate.
 
-    Masks are computed on the mono downmix at the model's rate and band, carried onto the
-    STFT of the input at its own rate (see :func:`~asteroid_unet.fullband.interpolate_mask`)
-    and applied to every channel. The last stem is the input minus the others, so the stems
-    sum to the input. Chunk borders lie on the model's patch grid and every chunk sees
+    Masks are computed at the model's rate and band, carried onto the STFT of the input at its
+    own rate (see :func:`~asteroid_unet.fullband.interpolate_mask`). A mono model sees the
+    downmix, and its masks apply to every channel; a model with ``audio_channels`` equal to the
+    input's (Spleeter's stereo models) gives each channel its own masks. Full band, the last stem
+    is the input minus the others, so the stems sum to the input; band-limited, every stem is
+    masked and silent above the model's band (as Spleeter's own separator). Chunk borders lie on the model's patch grid and every chunk sees
     enough context on both sides, so chunked and whole separation agree (no seams), and
     memory is bounded by ``chunk_seconds`` whatever the input's length.
 
@@ -32,6 +34,7 @@ class Separator:
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 60.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
+        full_band (bool): carry the masks above the model's band (else silence it). Default True.
     """
 
     def __init__(
@@ -41,12 +44,14 @@ class Separator:
         chunk_seconds: float = 60.0,
         device: Optional[str] = None,
         precision: str = "float32",
+        full_band: bool = True,
     ):
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).for_inference()
         self.precision = precision
+        self.full_band = bool(full_band)
         self.sample_rate = int(sample_rate)
         self.model_rate = int(model.sample_rate)
         if self.sample_rate <= 0:
@@ -61,8 +66,12 @@ class Separator:
         # earlier; 16 more frames keep STFT and resampling edge effects away from them.
         lead = model.patch_frames - patch_hop + 16
         self.margin = self.samples(math.ceil(lead / self.frame_step) * self.frame_step)
+        # After a chunk: the few frames whose masks reach its last samples, and the whole patches covering them.
+        self.margin_after = self.samples(math.ceil(model.patch_frames / self.frame_step) * self.frame_step)
         self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
         self.window = torch.hann_window(self.n_fft, device=self.device)
+        # Zeros before the song as the model sees them: causal framing pads with zeros, centred reflects.
+        self.pad_mode = "reflect" if model.framing == "center" else "constant"
         step = self.sample_rate // math.gcd(self.sample_rate, self.model_rate)
         self.guard = math.ceil(0.5 * self.sample_rate / step) * step
         self.names = stem_names(model)
@@ -77,7 +86,7 @@ class Separator:
         for start in range(0, n_samples, self.chunk):
             stop = min(start + self.chunk, n_samples)
             seg_start = max(0, start - self.margin)
-            seg_stop = min(n_samples, stop + self.margin)
+            seg_stop = min(n_samples, stop + self.margin_after)
             seg_len = math.ceil((seg_stop - seg_start) / step) * step
             x = read(seg_start, seg_start + seg_len).to(self.device)
             x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
@@ -90,19 +99,24 @@ class Separator:
     def _separate_segment(self, x: torch.Tensor, first_frame: int) -> Dict[str, torch.Tensor]:
         """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``."""
         model = self.model
-        mono = x.mean(0, keepdim=True)
-        if not torch.isfinite(mono).all():  # NaN or Inf in any channel reaches the downmix
+        if not torch.isfinite(x.sum(0)).all():  # NaN or Inf in any channel
             raise AudioError("contains NaN or Inf samples")
         # Patches lie on a grid of patch_hop frames from the song's start, whatever the segment.
         skip = -first_frame % model.patch_hop
-        mono = fft_resample(mono, self.sample_rate, self.model_rate, self.guard)
-        magnitude = model.magnitude(mono)[..., skip:]
+        channels = model.audio_channels
+        per_channel = channels > 1 and x.shape[0] == channels
+        net_input = x if per_channel else x.mean(0, keepdim=True).expand(channels, -1)
+        net_input = fft_resample(net_input, self.sample_rate, self.model_rate, self.guard)
+        magnitude = model.magnitude(net_input)[..., skip:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            masks = model.masks_from_magnitude(magnitude)[0].float()
+            masks = model.masks_from_magnitude(magnitude[None] if channels > 1 else magnitude)[0].float()
+        if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
+            masks = masks.mean(1)
         if len(self.names) > 2:  # several masks share the mix
             masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
         elif masks.shape[0] == 2:
-            masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
+            masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
+        n_masked = len(self.names) - 1 if self.full_band or masks.shape[0] < len(self.names) else len(self.names)
         full_masks = [
             interpolate_mask(
                 mask,
@@ -112,17 +126,22 @@ class Separator:
                 bin_hz=self.sample_rate / self.n_fft,
                 n_frames=1 + x.shape[-1] // self.hop,  # torch.stft's frame count with center=True
                 frame_s=self.hop / self.sample_rate,
-                offset_frames=skip,
+                offset_frames=skip + model.first_frame_center / model.hop_length,
+                band_limited=not self.full_band,
             )
-            for mask in masks
+            for mask in masks[:n_masked]
         ]
-        stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in self.names[:-1]}
+        masked_names = self.names[:n_masked]
+        stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in masked_names}
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
-            spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-            for name, full in zip(self.names[:-1], full_masks):
-                masked = spec if name == self.names[-2] else spec.clone()  # the last masked stem may reuse spec
-                stems[name][channel] = torch.istft(masked.mul_(full), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
-        stems[self.names[-1]] = x - sum(stems.values())
+            spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
+                              return_complex=True)
+            for name, full in zip(masked_names, full_masks):
+                masked = spec if name == masked_names[-1] else spec.clone()  # the last masked stem may reuse spec
+                mask = full[channel] if per_channel else full
+                stems[name][channel] = torch.istft(masked.mul_(mask), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
+        if len(masked_names) < len(self.names):
+            stems[self.names[-1]] = x - sum(stems.values())
         return stems
 
 
@@ -140,14 +159,16 @@ def separate(
     device: Optional[str] = None,
     chunk_seconds: float = 60.0,
     precision: str = "float32",
+    full_band: bool = True,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
 
     Args:
         waveform: the mix, float samples.
         sample_rate (int): its rate in Hz.
-        model: a UNet, a path / hub folder / repo id, or None for the default weights.
-        device, chunk_seconds, precision: see :class:`Separator`.
+        model: a UNet, a model name (``"spleeter-2stems"``, ``"paper"``), a path / hub folder /
+            repo id, or None for the default model.
+        device, chunk_seconds, precision, full_band: see :class:`Separator`.
 
     Returns:
         dict ``{"vocals": ..., "accompaniment": ...}`` of tensors shaped like ``waveform``,
@@ -157,7 +178,7 @@ def separate(
     if wav.ndim not in (1, 2):
         raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(wav.shape)}")
     x = wav.reshape(1 if wav.ndim == 1 else wav.shape[0], wav.shape[-1]).float()
-    separator = Separator(load_model(model), sample_rate, chunk_seconds, device, precision)
+    separator = Separator(load_model(model), sample_rate, chunk_seconds, device, precision, full_band)
     n = x.shape[-1]
 
     def read(start: int, stop: int) -> torch.Tensor:
@@ -195,6 +216,7 @@ def separate_file(
     chunk_seconds: float = 60.0,
     precision: str = "float32",
     progress: bool = False,
+    full_band: bool = True,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 
@@ -221,7 +243,7 @@ def separate_file(
     with AudioReader(path) as reader:
         if reader.frames == 0:
             raise AudioError("no samples in file")
-        separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision)
+        separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision, full_band)
         created = not song_dir.exists()
         try:
             song_dir.mkdir(parents=True, exist_ok=True)

@@ -50,17 +50,23 @@ class UNetSeparator(Pretrained):
         return int(self.mods.model.sample_rate)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_targets)``."""
+        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_targets)``
+        (a stereo model hears the mono mix on both channels; its two outputs are averaged)."""
         mix = torch.as_tensor(mix)
         if mix.ndim != 2:
             raise ValueError(f"separate_batch expects (batch, time), got shape {tuple(mix.shape)}")
+        model = self.mods.model
+        x = mix.to(self.device, torch.float32)
         with torch.no_grad():
-            return self.mods.model(mix.to(self.device, torch.float32)).transpose(1, 2)
+            if model.audio_channels == 1:
+                return model(x).transpose(1, 2)
+            return model(x[:, None].expand(-1, model.audio_channels, -1)).mean(2).transpose(1, 2)
 
     def separate_file(self, path) -> torch.Tensor:
         """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_targets)``.
 
-        The file is resampled to :attr:`sample_rate`; each channel is separated on its own.
+        The file is resampled to :attr:`sample_rate`; each channel is separated on its own, or,
+        for a stereo model and a stereo file, both together.
         """
         path = Path(path)
         if not path.is_file():
@@ -71,6 +77,10 @@ class UNetSeparator(Pretrained):
         if rate != self.sample_rate:
             g = math.gcd(rate, self.sample_rate)
             audio = torch.from_numpy(resample_poly(audio.numpy(), self.sample_rate // g, rate // g, axis=-1))
+        model = self.mods.model
+        if model.audio_channels > 1 and audio.shape[0] == model.audio_channels:
+            with torch.no_grad():
+                return model(audio[None].to(self.device, torch.float32))[0].permute(1, 2, 0)
         return self.separate_batch(audio)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:

@@ -1,27 +1,17 @@
-"""Finding and safely loading UNet weights: packaged default, file, hub folder or Hub repo id."""
+"""Finding and safely loading UNet weight files: file, hub folder, URL or Hub repo id."""
 import pickle
 import re
-import warnings
-from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import torch
 from torch.torch_version import TorchVersion
 
 from .model import UNet
 
-DEFAULT_WEIGHTS = "unet_default.pth"
-
 
 class CheckpointError(ValueError):  # a ValueError, like Asteroid's own from_pretrained refusals
     """A model file that is not a loadable UNet package, with a one-line reason."""
-
-
-def default_weights_path() -> Optional[Path]:
-    """The weights shipped inside the package, or None when this build ships none."""
-    path = Path(str(resources.files("asteroid_unet") / "weights" / DEFAULT_WEIGHTS))
-    return path if path.is_file() else None
 
 
 def resolve(spec: Union[str, Path]) -> Path:
@@ -76,23 +66,3 @@ def _refusal(message: str) -> str:
         return f"refused: it holds pickled code or objects ({found.group(1)}), only plain weights are loaded"
     detail = next((line.strip() for line in message.splitlines() if line.strip().startswith("Unsupported")), "")
     return f"refused: not a plain-weights PyTorch checkpoint{f' ({detail[:80]})' if detail else ''}"
-
-
-def load_model(spec: Union[None, str, Path, UNet] = None) -> UNet:
-    """A UNet in eval mode from ``spec`` (None: the packaged default weights)."""
-    if isinstance(spec, UNet):
-        return spec.eval()
-    if spec is None:
-        path = default_weights_path()
-        if path is None:
-            warnings.warn("asteroid-unet ships no trained weights in this build: using an UNTRAINED model", stacklevel=2)
-            torch.manual_seed(0)
-            return UNet().eval()
-    else:
-        path = resolve(spec)
-    conf = load_package(path)
-    try:
-        return UNet.from_pretrained(conf).eval()
-    except Exception as err:  # wrong args, shapes or types in a stranger's package: one line, not a traceback
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: weights do not fit a UNet ({reason})") from None

@@ -1,6 +1,8 @@
 """Separation quality on the project's real evaluation set, next to the floor and the ceiling.
 
-Three real tracks (never used for training):
+Two sets of real tracks (never used for training): the 25 MUSDB18-7 test previews of
+``../shared/data/musdb18-7/test`` (7 s each, 44.1 kHz stereo, accompaniment = drums + bass + other),
+and three shared tracks:
 
 - ``80s Rock`` and ``Falcon 69``: the two MUSDB18 previews in ``../shared/data/musdb-preview``
   (44.1 kHz stereo); references are the stems: vocals, and accompaniment = drums + bass + other;
@@ -17,17 +19,29 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
 - ``IRM``: the oracle ratio mask at the model's STFT (8192 Hz, window 1024, hop 768),
   resampled to the track rate (ceiling of a band-limited mask);
 - ``IRM full band``: the oracle ratio mask at 44.1 kHz, window 4096, hop 1024 (n/a at 8 kHz);
-- ``UNet``: the model (default: the packaged weights) through ``asteroid_unet.separate``,
-  mask only: full-band, vocals mask normalised against the accompaniment mask,
-  accompaniment = mix - vocals;
+- ``UNet`` (``Spleeter 2stems in asteroid-unet`` for the Spleeter model): the model (default:
+  the package's default model) through ``asteroid_unet.separate``, mask only: full-band,
+  vocals mask normalised against the accompaniment mask, accompaniment = mix - vocals;
+- ``Spleeter 2stems in asteroid-unet, band-limited``: for a stereo (Spleeter) model,
+  ``separate(..., full_band=False)``: every stem masked and silent above the model's 11 kHz band,
+  as Spleeter's own separator;
+- ``--extra-model LABEL=SPEC`` adds the rows of another model (name, file, hub folder), e.g.
+  ``"paper UNet=paper"`` or a float32 conversion of Spleeter (the fp16 check);
 - ``UNet (paper path, 8 kHz, raw masks)``: with ``--paper-row``, the 2017 inference path for
   comparison: every channel at 8192 Hz through ``UNet.forward``, each target's own mask, band-limited;
 - ``UNet + Wiener``: the same masks refined by a multichannel Wiener filter
   (:func:`wiener_refine` below, one EM iteration, STFT 4096/1024 at 44.1 kHz, 1024/256 at 8 kHz), when
-  ``--wiener`` is given.
+  ``--wiener`` is given;
+- ``Spleeter 2stems, TensorFlow``: Deezer's Spleeter in its own TensorFlow venv, read from
+  ``benchmarks/results-stored/spleeter_tf_2stems.json``, or recomputed with ``--spleeter-tf-venv PATH``
+  (see ``benchmarks/spleeter_tf/README.md``).
+
+A summary per set gives each row's median over tracks and, per track, how far each
+asteroid-unet Spleeter row lies from the TensorFlow row (vocals and accompaniment SDR).
 
 Usage::
 
+    .venv/bin/python benchmarks/quality.py --no-references --extra-model "paper UNet=paper"  # both sets
     .venv/bin/python benchmarks/quality.py --wiener --paper-row   # packaged default weights, all rows
     .venv/bin/python benchmarks/quality.py --model PATH     # any checkpoint / hub folder
     .venv/bin/python benchmarks/quality.py --untrained      # a randomly initialised UNet
@@ -48,6 +62,10 @@ import soundfile as sf
 import torch
 
 from asteroid_unet import evaluate as ev
+from spleeter_tf import reference
+
+SPLEETER = "Spleeter 2stems in asteroid-unet"
+SETS = ("musdb18-7 test", "shared tracks")
 
 DATA = Path(os.environ.get("ASTEROID_UNET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,19 +168,31 @@ def paper_row(model, refs: dict, rate: int) -> dict:
     return {**ev.bss_eval(refs, estimates, rate), "time_s": time.perf_counter() - start}
 
 
-def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) -> dict:
+def separated_row(model, refs: dict, rate: int, full_band: bool = True) -> dict:
+    """Scores of ``asteroid_unet.separate`` with ``model``, and the vocals (for the Wiener row)."""
     from asteroid_unet.separate import separate
 
     mixture = refs["vocals"] + refs["accompaniment"]
-    rows = {}
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stems = separate(torch.from_numpy(mixture.T.copy()).float(), rate, model)
+        stems = separate(torch.from_numpy(mixture.T.copy()).float(), rate, model, full_band=full_band)
     sep_s = time.perf_counter() - start
-    vocals = stems["vocals"]
-    est = {"vocals": vocals.numpy().T, "accompaniment": stems["accompaniment"].numpy().T}
-    rows["UNet"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}
+    est = {"vocals": stems["vocals"].numpy().T, "accompaniment": stems["accompaniment"].numpy().T}
+    return {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}, stems["vocals"]
+
+
+def model_label(model) -> str:
+    return SPLEETER if model.audio_channels == 2 and model.n_fft == 4096 else "UNet"
+
+
+def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) -> dict:
+    mixture = refs["vocals"] + refs["accompaniment"]
+    rows = {}
+    label = model_label(model)
+    rows[label], vocals = separated_row(model, refs, rate)
+    if label == SPLEETER:
+        rows[f"{SPLEETER}, band-limited"], _ = separated_row(model, refs, rate, full_band=False)
     if paper:
         rows["UNet (paper path, 8 kHz, raw masks)"] = paper_row(model, refs, rate)
     if wiener:
@@ -175,10 +205,19 @@ def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) 
     return rows
 
 
+def load_set(name: str, data: Path = DATA) -> Dict[str, dict]:
+    if name == "shared tracks":
+        return load_tracks(data)
+    from spleeter_tf.separate_tracks import load_test_previews
+
+    return load_test_previews(data)
+
+
 def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True,
-                 paper: bool = False) -> dict:
-    """``{track: {row: {target: {metric: dB}, ...}}}``."""
-    tracks = load_tracks(data)
+                 paper: bool = False, spleeter_tf_venv: Optional[str] = None, track_set: str = "shared tracks",
+                 extra_models: Optional[Dict[str, object]] = None) -> dict:
+    """``{track: {row: {target: {metric: dB}, ...}}}`` for the tracks of ``track_set`` (:data:`SETS`)."""
+    tracks = load_set(track_set, data)
     results = {}
     for name, track in tracks.items():
         refs, rate = track["refs"], track["rate"]
@@ -194,6 +233,11 @@ def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references
                 rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
         if model is not False:
             rows.update(model_rows(model, refs, rate, wiener, paper))
+        for label, extra in (extra_models or {}).items():
+            rows[label], _ = separated_row(extra, refs, rate)
+        spleeter_tf = reference.row(name, track, spleeter_tf_venv)
+        if spleeter_tf:
+            rows[reference.ROW] = spleeter_tf
         results[name] = rows
         print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
                                      for r, s in rows.items()), flush=True)
@@ -224,6 +268,40 @@ def markdown(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def set_summary(results: dict) -> dict:
+    """Per row, the median SDR over the set's tracks; per asteroid-unet Spleeter row, its largest
+    distance from the TensorFlow row and its lowest difference to it (row - TensorFlow) over tracks."""
+    rows = sorted({row for track in results.values() for row in track}, key=list(next(iter(results.values()))).index)
+    summary = {}
+    for row in rows:
+        have = [track[row] for track in results.values() if row in track]
+        entry = {t: float(np.median([r[t]["SDR"] for r in have])) for t in TARGETS}
+        entry["tracks"] = len(have)
+        if row.startswith(SPLEETER) or row.startswith("Spleeter 2stems in"):
+            pairs = [(track[row], track[reference.ROW]) for track in results.values() if reference.ROW in track]
+            if pairs:
+                for t in TARGETS:
+                    deltas = [r[t]["SDR"] - tf[t]["SDR"] for r, tf in pairs]
+                    entry[f"{t}_max_abs_delta_tf"] = float(np.max(np.abs(deltas)))
+                    entry[f"{t}_min_delta_tf"] = float(np.min(deltas))
+        summary[row] = entry
+    return summary
+
+
+def summary_markdown(summaries: dict) -> str:
+    out = ["## Summary: median SDR over each set's tracks (dB), and the distance to Spleeter TensorFlow per track", ""]
+    for set_name, summary in summaries.items():
+        out += [f"### {set_name}", "",
+                "| row | tracks | vocals | accompaniment | vocals: max abs / min (row - TF) | accompaniment: max abs / min (row - TF) |",
+                "|---|---|---|---|---|---|"]
+        for row, e in summary.items():
+            delta = [f"{e[f'{t}_max_abs_delta_tf']:.2f} / {e[f'{t}_min_delta_tf']:+.2f}" if f"{t}_min_delta_tf" in e else ""
+                     for t in TARGETS]
+            out.append(f"| {row} | {e['tracks']} | {e['vocals']:.2f} | {e['accompaniment']:.2f} | {delta[0]} | {delta[1]} |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
@@ -232,12 +310,17 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
+    parser.add_argument("--spleeter-tf-venv", default=None,
+                        help="recompute the Spleeter TensorFlow row in this venv instead of reading the stored one")
+    parser.add_argument("--set", choices=SETS + ("all",), default="all", help="tracks to evaluate (default: all)")
+    parser.add_argument("--extra-model", action="append", default=[], metavar="LABEL=SPEC",
+                        help="also score this model (name, file or hub folder) as row LABEL; repeatable")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from asteroid_unet.model import UNet
-    from asteroid_unet.weights import default_weights_path, load_model
+    from asteroid_unet.pretrained import default_weights_path, load_model
 
     if args.untrained:
         torch.manual_seed(0)
@@ -245,12 +328,25 @@ def main(argv: Optional[list] = None) -> int:
     else:
         model = load_model(args.model)
         label = args.model or str(default_weights_path())
-    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row)
-    results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median", "tracks": results}
+    extra = {}
+    for item in args.extra_model:
+        extra_label, _, spec = item.partition("=")
+        extra[extra_label] = load_model(spec)
+    sets = SETS if args.set == "all" else (args.set,)
+    results = {}
+    for set_name in sets:  # the reference rows (GAIN's grid search is slow) for the shared tracks only
+        results[set_name] = evaluate_all(model, args.wiener, references=not args.no_references and set_name == "shared tracks",
+                                         paper=args.paper_row, spleeter_tf_venv=args.spleeter_tf_venv,
+                                         track_set=set_name, extra_models=extra)
+    summaries = {set_name: set_summary(tracks) for set_name, tracks in results.items()}
+    results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median",
+                    "command": "benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "summary": summaries, "sets": results}
     ev.write_json(results_meta, args.out.with_suffix(".json"))
-    text = f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
-    args.out.with_suffix(".md").write_text(text + markdown(results))
-    print(text + markdown(results))
+    text = (f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
+            + summary_markdown(summaries) + "".join(f"## {name}\n\n" + markdown(tracks) for name, tracks in results.items()))
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
     return 0
 
 

@@ -32,3 +32,114 @@ def load_from_offline_hub(cache_dir, repo_id, model_file, attribute):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number, payload):
+    """A length-delimited (bytes) or varint (int) protobuf field."""
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _table_block(entries):
+    """A LevelDB block of sorted ``(key, value)`` pairs, unshared keys, one restart point, with its trailer."""
+    from asteroid_unet.spleeter import _masked_crc
+
+    body = b"".join(_varint(0) + _varint(len(k)) + _varint(len(v)) + k + v for k, v in entries)
+    body += (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    return body, b"\x00" + _masked_crc(body + b"\x00").to_bytes(4, "little")
+
+
+def write_tf_checkpoint(folder, tensors):
+    """Write ``{name: float32 array}`` as a single-shard TensorFlow checkpoint ``folder/model.{index,data-00000-of-00001}``."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data, entries = bytearray(), [(b"", _field(1, 1))]  # bundle header: one shard
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name], dtype="<f4")
+        shape = b"".join(_field(2, _field(1, int(n))) for n in array.shape)
+        entry = _field(1, 1) + _field(2, shape) + _field(4, len(data)) + _field(5, array.nbytes)
+        entries.append((name.encode(), entry))
+        data += array.tobytes()
+    (folder / "model.data-00000-of-00001").write_bytes(bytes(data))
+    table = bytearray()
+    handles = []
+    for block_entries in (entries, []):  # the data block, then the (empty) metaindex block
+        body, trailer = _table_block(block_entries)
+        handles.append(_varint(len(table)) + _varint(len(body)))
+        table += body + trailer
+    body, trailer = _table_block([(entries[-1][0], handles[0])])  # the index block
+    handles.append(_varint(len(table)) + _varint(len(body)))
+    table += body + trailer
+    footer = (handles[1] + handles[2]).ljust(40, b"\x00") + (0xDB4775248B80FB57).to_bytes(8, "little")
+    (folder / "model.index").write_bytes(bytes(table + footer))
+
+
+def spleeter_variables(model):
+    """Spleeter's TF variable names and layouts for the U-Nets of a Spleeter-shaped ``UNet``
+    (the naming rule, written out independently of the converter)."""
+    variables = {}
+    counts = {"conv2d": 0, "conv2d_transpose": 0, "batch_normalization": 0}
+
+    def name(kind):
+        index = counts[kind]
+        counts[kind] += 1
+        return kind + (f"_{index}" if index else "")
+
+    def norm(module, prefix):
+        for tf_name, value in (("gamma", module.weight), ("beta", module.bias),
+                               ("moving_mean", module.running_mean), ("moving_variance", module.running_var)):
+            variables[f"{prefix}/{tf_name}"] = value.detach().numpy()
+
+    for unet in model.masker.unets:  # Keras creation order: conv, norm per encoder block; then decoder; then last
+        for block in unet.encoder:
+            conv = name("conv2d")
+            variables[f"{conv}/kernel"] = block.conv.weight.detach().permute(3, 2, 1, 0).numpy()
+            variables[f"{conv}/bias"] = block.conv.bias.detach().numpy()
+            bn = name("batch_normalization")
+            if hasattr(block.norm, "weight"):
+                norm(block.norm, bn)
+            else:  # the bottleneck's norm: in the checkpoint, unused by the graph
+                import numpy as np
+
+                width = block.conv.out_channels
+                for tf_name, value in (("gamma", 1), ("beta", 0), ("moving_mean", 0), ("moving_variance", 1)):
+                    variables[f"{bn}/{tf_name}"] = np.full(width, value, dtype=np.float32)
+        for block in unet.decoder:
+            deconv = name("conv2d_transpose")
+            variables[f"{deconv}/kernel"] = block.conv.weight.detach().permute(3, 2, 1, 0).numpy()
+            variables[f"{deconv}/bias"] = block.conv.bias.detach().numpy()
+            norm(block.norm, name("batch_normalization"))
+        conv = name("conv2d")
+        variables[f"{conv}/kernel"] = unet.last.weight.detach().permute(3, 2, 1, 0).numpy()
+        variables[f"{conv}/bias"] = unet.last.bias.detach().numpy()
+    return variables
+
+
+def small_spleeter_model(targets=("vocals", "accompaniment"), seed=0):
+    """A Spleeter-shaped UNet (all of Spleeter's options) with few filters, a small band and short
+    patches, random weights and non-trivial batch-norm statistics: fast, for tests."""
+    import torch
+
+    from asteroid_unet.model import UNet, spleeter_args
+
+    torch.manual_seed(seed)
+    args = dict(spleeter_args(targets), first_channels=2, n_bins=256, patch_frames=64, patch_hop=64)
+    model = UNet(**args)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    return model.eval()

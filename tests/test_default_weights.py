@@ -1,4 +1,4 @@
-"""The packaged default weights: load offline, are the paper's UNet, and separate a real song.
+"""The packaged paper weights (``load_model("paper")``): load offline, are the paper's UNet, and separate a real song.
 
 The Falcon 69 preview (real MUSDB18 audio shipped in the stempeg wheel, never trained on)
 is separated through ``asteroid_unet.separate`` and scored with museval: the vocals SDR
@@ -11,19 +11,19 @@ import pytest
 import torch
 
 from asteroid_unet import UNet
-from asteroid_unet.weights import default_weights_path, load_model
+from asteroid_unet.pretrained import load_model, packaged_path
 
-pytestmark = pytest.mark.skipif(default_weights_path() is None, reason="this build ships no default weights")
+pytestmark = pytest.mark.skipif(not packaged_path("paper").is_file(), reason="this build ships no paper weights")
 
 PAPER = dict(sample_rate=8192.0, n_fft=1024, hop_length=768, n_bins=512, patch_frames=128, n_layers=6,
              first_channels=16, kernel_size=5, stride=2)
 
 
-def test_default_weights_load_offline(monkeypatch):
+def test_paper_weights_load_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "untrained model" warning
-        model = load_model()
+        model = load_model("paper")
     assert isinstance(model, UNet) and not model.training
     args = model.get_model_args()
     assert {k: args[k] for k in PAPER} == PAPER
@@ -31,13 +31,13 @@ def test_default_weights_load_offline(monkeypatch):
     assert sum(p.numel() for p in model.parameters()) > 9_000_000
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     # The file is the fp16 copy, about 20 MB.
-    assert default_weights_path().stat().st_size < 25e6
-    # UNet.from_pretrained() with no argument gives the same packaged weights.
-    same = UNet.from_pretrained()
+    assert packaged_path("paper").stat().st_size < 25e6
+    # UNet.from_pretrained takes the name as well.
+    same = UNet.from_pretrained("paper")
     assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values()))
 
 
-def test_default_weights_separate_falcon69_above_mix():
+def test_paper_weights_separate_falcon69_above_mix():
     from asteroid_unet.demo import PREVIEW, true_stems
     from asteroid_unet.evaluate import bss_eval
     from asteroid_unet.separate import separate
@@ -45,7 +45,7 @@ def test_default_weights_separate_falcon69_above_mix():
     refs, rate = true_stems(PREVIEW)
     mixture = refs["vocals"] + refs["accompaniment"]
     torch.set_num_threads(2)
-    stems = separate(torch.from_numpy(mixture.T.astype(np.float32)), rate, load_model())
+    stems = separate(torch.from_numpy(mixture.T.astype(np.float32)), rate, load_model("paper"))
     estimates = {k: stems[k].numpy().T for k in refs}
     model_scores = bss_eval(refs, estimates, rate)
     mix_scores = bss_eval(refs, {k: mixture for k in refs}, rate)
