@@ -25,7 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--outdir", default="separated")
     args = parser.parse_args(argv)
     if default_weights_path() is None:
-        print("NOTE: no trained weights in this build; the demo runs an UNTRAINED model.")
+        print("asteroid-unet demo: error: this build ships no default weights", file=sys.stderr)
+        return 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         written = separate_file(PREVIEW, args.outdir, fmt="wav", force=True, progress=True)

@@ -6,23 +6,22 @@ that same file, so the folder (or its Hugging Face repo) loads with
 
 >>> from asteroid_unet.speechbrain import UNetSeparator  # doctest: +SKIP
 >>> sep = UNetSeparator.from_hparams(source="org/unet-musdb", savedir="pretrained/unet")  # doctest: +SKIP
->>> est = sep.separate_file("song.wav")  # (channels, time, n_targets) at 8192 Hz  # doctest: +SKIP
+>>> est = sep.separate_file("song.wav")  # (channels, time, n_stems) at the file's rate  # doctest: +SKIP
 
 Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
 """
 import argparse
 import json
-import math
 from pathlib import Path
 
 import torch
-from scipy.signal import resample_poly
 from speechbrain.dataio import audio_io
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from .model import UNet
+from .separate import separate
 from .weights import load_package
 
 WEIGHTS_FILE = "pytorch_model.bin"
@@ -33,8 +32,10 @@ class UNetSeparator(Pretrained):
     """Separates music into the model's targets (default vocals and accompaniment).
 
     Load with ``UNetSeparator.from_hparams(source=<folder or HF repo id>, savedir=...)``.
-    Outputs follow SpeechBrain's separation layout ``(batch, time, n_targets)``, in the
-    order of :attr:`targets`, at the model's rate :attr:`sample_rate` (8192 Hz by default).
+    Outputs follow SpeechBrain's separation layout ``(batch, time, n_stems)``, in the order
+    of :attr:`targets`. They are the stems of :func:`asteroid_unet.separate`, the same as
+    the ``asteroid-unet`` command and Asteroid's ``separate``: :meth:`separate_file` gives
+    them full band at the file's own rate and channel count.
     """
 
     MODULES_NEEDED = ["model"]
@@ -50,28 +51,24 @@ class UNetSeparator(Pretrained):
         return int(self.mods.model.sample_rate)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_targets)``."""
+        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_stems)``."""
         mix = torch.as_tensor(mix)
         if mix.ndim != 2:
             raise ValueError(f"separate_batch expects (batch, time), got shape {tuple(mix.shape)}")
         with torch.no_grad():
-            return self.mods.model(mix.to(self.device, torch.float32)).transpose(1, 2)
+            return self.mods.model.forward_wav(mix.to(self.device, torch.float32)).transpose(1, 2)
 
     def separate_file(self, path) -> torch.Tensor:
-        """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_targets)``.
-
-        The file is resampled to :attr:`sample_rate`; each channel is separated on its own.
-        """
+        """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_stems)``,
+        full band at the file's own rate (``soundfile.info(path).samplerate``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No such audio file: {path}")
         audio, rate = audio_io.load(str(path))  # (channels, time)
         if audio.shape[-1] == 0:
             raise ValueError(f"{path}: the file holds no samples")
-        if rate != self.sample_rate:
-            g = math.gcd(rate, self.sample_rate)
-            audio = torch.from_numpy(resample_poly(audio.numpy(), self.sample_rate // g, rate // g, axis=-1))
-        return self.separate_batch(audio)
+        stems = separate(audio, rate, self.mods.model, device=str(self.device))
+        return torch.stack(list(stems.values()), dim=-1)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`separate_batch`."""
