@@ -11,7 +11,6 @@ that same file, so the folder (or its Hugging Face repo) loads with
 Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
 """
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -20,12 +19,11 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 
+from .hub import MODEL_FILE as WEIGHTS_FILE
+from .hub import write_speechbrain_files
 from .model import UNet
 from .separate import separate
 from .weights import load_package
-
-WEIGHTS_FILE = "pytorch_model.bin"
-HPARAMS_FILE = "hyperparams.yaml"
 
 
 class UNetSeparator(Pretrained):
@@ -112,46 +110,6 @@ def load_asteroid_package(model: UNet, path) -> None:
     if differ:
         raise ValueError(f"{path} and the hyperparams disagree on (file, yaml): {differ}")
     model.load_state_dict(conf["state_dict"])
-
-
-def write_speechbrain_files(out_dir) -> Path:
-    """Write ``hyperparams.yaml`` for :class:`UNetSeparator` next to the ``pytorch_model.bin`` in ``out_dir``.
-
-    The model settings are copied from the package, so the YAML and the weights agree.
-    Returns the YAML's path.
-    """
-    out_dir = Path(out_dir)
-    weights = out_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: export the Asteroid package first")
-    conf = load_package(weights)
-    args = conf["model_args"]
-    lines = [
-        "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",
-        "#   from asteroid_unet.speechbrain import UNetSeparator",
-        "#   separator = UNetSeparator.from_hparams(source=<this repo or folder>, savedir=...)",
-        f"# The weights are the Asteroid package {WEIGHTS_FILE} next to this file.",
-        "",
-        f"sample_rate: {json.dumps(args['sample_rate'])}",
-        f"targets: {json.dumps(args['targets'])}",
-        "",
-        f"model: !new:asteroid_unet.{conf['model_name']}",
-        "    targets: !ref <targets>",
-        "    sample_rate: !ref <sample_rate>",
-        *(f"    {k}: {json.dumps(v)}" for k, v in args.items() if k not in ("targets", "sample_rate")),
-        "",
-        "modules:",
-        "    model: !ref <model>",
-        "",
-        "pretrainer: !new:asteroid_unet.speechbrain.AsteroidPretrainer",
-        f"    filename: {WEIGHTS_FILE}",
-        "    loadables:",
-        "        model: !ref <model>",
-        "",
-    ]
-    path = out_dir / HPARAMS_FILE
-    path.write_text("\n".join(lines))
-    return path
 
 
 def _join_source(source, filename):
