@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
-# Each creates .venv/ when missing, installs the package with its test extras and the
-# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set).
+# Each creates .venv/ when missing, installs the package with its test extras (the exact
+# versions of constraints.txt) and the system tools it needs (ffmpeg for musdb/stempeg;
+# fluidsynth for the synthetic set).
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
@@ -8,12 +9,11 @@ APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx
 
 .PHONY: demo test system-deps
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the exact stack CI tests; the package itself only sets lower bounds.
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]'
-	# Editable installs skip setup.py's .pth (wheels carry it): asteroid then finds UNet without our import.
-	cp asteroid_unet_autoregister.pth "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 system-deps:
