@@ -31,7 +31,7 @@ from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
-from asteroid_unet import evaluate
+from asteroid_unet import evaluate, hub
 from asteroid_unet.separate import separate, stem_names
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -176,6 +176,17 @@ def dataio_prep(hparams):
     return datasets
 
 
+def export_model(model, hparams, summary):
+    """The best checkpoint as an Asteroid package (``best_model.pth``, loads with
+    ``UNet.from_pretrained``) and as a Hub folder (``hub/``: the same file as
+    ``pytorch_model.bin``, a model card, and SpeechBrain's ``hyperparams.yaml``)."""
+    model = getattr(model, "module", model)  # unwrapped from DDP
+    path = os.path.join(hparams["output_folder"], "best_model.pth")
+    torch.save(model.serialize(), path)
+    hub.export(path, hparams["hub_folder"], hparams["hub_repo_id"], summary)
+    logger.info(f"Asteroid package {path}, Hub folder {hparams['hub_folder']}")
+
+
 def _write_results_csv(path, per_track, summary, targets):
     """One row per track and a final ``median`` row: the model's scores per target and metric."""
     columns = [f"{m}_{t}" for t in targets for m in evaluate.METRICS]
@@ -229,4 +240,6 @@ if __name__ == "__main__":
         valid_loader_kwargs=hparams["dataloader_opts"],
     )
     separator.evaluate(datasets["test"], min_key="loss", test_loader_kwargs=hparams["dataloader_opts"])
-    separator.evaluate_tracks(hparams["test_data"], hparams["output_folder"])
+    scores = separator.evaluate_tracks(hparams["test_data"], hparams["output_folder"])
+    if sb.utils.distributed.if_main_process():
+        export_model(separator.modules.model, hparams, {"UNet": scores})
