@@ -241,3 +241,13 @@ def test_kill_9_mid_epoch_resumes_at_the_saved_step(tiny_musdb, tmp_path):
     # Resumed mid-epoch: the optimizer steps continue from the checkpoint, no batch is repeated.
     assert 3 <= killed_at < steps_per_epoch and brain["optimizer_step"] == steps_per_epoch
     assert [l for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")][0].startswith("epoch: 1,")
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_recipe_passes_speechbrains_linters(command):
+    """ruff with SpeechBrain's line length (80), configured in recipes/MUSDB18/ruff.toml."""
+    config = ROOT / "recipes" / "MUSDB18" / "ruff.toml"
+    assert "line-length = 80" in config.read_text()
+    out = subprocess.run([sys.executable, "-m", "ruff", *command, str(ROOT / "recipes" / "MUSDB18")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
