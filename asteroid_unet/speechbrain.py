@@ -45,7 +45,7 @@ class UNetSeparator(Pretrained):
 
     @property
     def sample_rate(self) -> int:
-        """Rate in Hz of inputs to :meth:`separate_batch` and of all outputs."""
+        """Rate in Hz of the inputs and outputs of :meth:`separate_batch` (the model's rate)."""
         return int(self.mods.model.sample_rate)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
