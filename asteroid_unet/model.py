@@ -13,7 +13,6 @@ from asteroid_filterbanks import Decoder, Encoder, TorchSTFTFB
 from asteroid_filterbanks.transforms import mag
 
 from .masknet import UNetMaskNet
-from .weights import CheckpointError, default_weights_path, load_package, resolve
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
 
@@ -265,6 +264,8 @@ class UNet(BaseEncoderMaskerDecoder):
         so a package carrying pickled code is refused with a one-line ``CheckpointError``.
         Without an argument: the default weights shipped in the package (no download)."""
         if not isinstance(pretrained_model_conf_or_path, dict):
+            from .weights import CheckpointError, default_weights_path, load_package, resolve
+
             if pretrained_model_conf_or_path is None:
                 pretrained_model_conf_or_path = default_weights_path()
                 if pretrained_model_conf_or_path is None:

@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from asteroid_unet import UNet
+from asteroid_unet import UNet, load_model
 from asteroid_unet.separate import Separator, separate
-from asteroid_unet.weights import CheckpointError, load_model, resolve
+from asteroid_unet.weights import CheckpointError, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_WEIGHTS = ROOT / "asteroid_unet" / "weights" / "unet_default.pth"
@@ -150,9 +150,12 @@ def test_separator_does_not_move_or_change_the_callers_model(small_model):
     assert small_model.training and isinstance(small_model.masker.encoder[0].norm, torch.nn.BatchNorm2d)
 
 
-def test_load_model_none_without_packaged_weights_raises(monkeypatch):
-    monkeypatch.setattr("asteroid_unet.weights.default_weights_path", lambda: None)
-    with pytest.raises(CheckpointError, match="no default weights"):
+def test_load_model_none_without_packaged_weights_raises(monkeypatch, tmp_path):
+    """An install without its weights files gives a one-line error, not an untrained model."""
+    import importlib.resources
+
+    monkeypatch.setattr(importlib.resources, "files", lambda package: tmp_path)  # no weights/ there
+    with pytest.raises(CheckpointError, match="weights"):
         load_model(None)
 
 
