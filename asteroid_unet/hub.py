@@ -26,6 +26,7 @@ from .evaluate import markdown_table
 from .weights import load_package
 
 MODEL_FILE = "pytorch_model.bin"
+HPARAMS_FILE = "hyperparams.yaml"
 CONFIG_FILE = "training_config.yaml"
 TAGS = ("asteroid", "audio", "audio-to-audio", "source-separation", "music-source-separation", "singing-voice")
 
@@ -49,8 +50,7 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
         about = ("Singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017), "
                  f"trained with the `asteroid-unet` Asteroid recipe (`egs/musdb18`) on {dataset}.")
     channels = args.get("audio_channels", 1)
-    shape = "(batch, time)" if channels == 1 else f"(batch, {channels}, time)"
-    out_shape = "(batch, n_targets, time)" if channels == 1 else f"(batch, n_targets, {channels}, time)"
+    network_input = "the mono downmix" if channels == 1 else f"{channels} channels"
     lines = [
         f"---\n{front}---",
         f"# {repo_id.split('/')[-1]}",
@@ -64,8 +64,13 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
         "from asteroid.models import BaseModel",
         "",
         f'model = BaseModel.from_pretrained("{repo_id}")',
-        f"estimates = model(mix)  # mix: {shape} at {args['sample_rate']:g} Hz -> {out_shape}",
+        'model.separate("song.wav")  # writes song_est1.wav (vocals) and song_est2.wav (accompaniment)',
         "```",
+        "",
+        "The stems are full band, at the file's own rate and channel count, and sum to the input: the",
+        f"same as `asteroid-unet separate song.wav --model {repo_id}` or `asteroid-infer {repo_id} --files song.wav`.",
+        f"The network itself runs on {network_input} at {args['sample_rate']:g} Hz. With SpeechBrain, the",
+        "`hyperparams.yaml` of this folder loads with `asteroid_unet.speechbrain.UNetSeparator.from_hparams`.",
         "",
         "## Model",
         "",
@@ -123,10 +128,48 @@ def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None,
         shutil.copyfile(config_path, out / CONFIG_FILE)
     if summary:
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    from .speechbrain import write_speechbrain_files  # speechbrain is slow to import: only when exporting
-
     write_speechbrain_files(out)
     return out
+
+
+def write_speechbrain_files(out_dir) -> Path:
+    """Write ``hyperparams.yaml`` for :class:`~asteroid_unet.speechbrain.UNetSeparator` next to the ``pytorch_model.bin`` in ``out_dir``.
+
+    The model settings are copied from the package, so the YAML and the weights agree.
+    Writing it needs no SpeechBrain. Returns the YAML's path.
+    """
+    out_dir = Path(out_dir)
+    weights = out_dir / MODEL_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: export the Asteroid package first")
+    conf = load_package(weights)
+    args = conf["model_args"]
+    lines = [
+        "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",
+        "#   from asteroid_unet.speechbrain import UNetSeparator",
+        "#   separator = UNetSeparator.from_hparams(source=<this repo or folder>, savedir=...)",
+        f"# The weights are the Asteroid package {MODEL_FILE} next to this file.",
+        "",
+        f"sample_rate: {json.dumps(args['sample_rate'])}",
+        f"targets: {json.dumps(args['targets'])}",
+        "",
+        f"model: !new:asteroid_unet.{conf['model_name']}",
+        "    targets: !ref <targets>",
+        "    sample_rate: !ref <sample_rate>",
+        *(f"    {k}: {json.dumps(v)}" for k, v in args.items() if k not in ("targets", "sample_rate")),
+        "",
+        "modules:",
+        "    model: !ref <model>",
+        "",
+        "pretrainer: !new:asteroid_unet.speechbrain.AsteroidPretrainer",
+        f"    filename: {MODEL_FILE}",
+        "    loadables:",
+        "        model: !ref <model>",
+        "",
+    ]
+    path = out_dir / HPARAMS_FILE
+    path.write_text("\n".join(lines))
+    return path
 
 
 def upload_folder(folder, repo_id: str, token: Optional[str] = None, private: bool = False,

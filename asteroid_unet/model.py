@@ -1,4 +1,5 @@
 """UNet: the Jansson et al. (2017) singing-voice U-Net as an Asteroid model."""
+import contextlib
 import copy
 import math
 import warnings
@@ -74,6 +75,18 @@ class UNet(BaseEncoderMaskerDecoder):
     ``(n_targets, time)``, ``(batch, n_targets, time)`` (also for one channel) or
     ``(batch, n_targets, channels, time)``, always of the input's length. A model with
     ``audio_channels > 1`` takes ``(batch, audio_channels, time)`` only.
+
+    Inference is deterministic whoever loads the model: ``forward`` always runs the
+    network as in eval mode (batch norm's running statistics, no dropout), whatever
+    the module's mode, and leaves that mode as it was. Training goes through the
+    magnitude path (:func:`~asteroid_unet.loss.unet_loss` and :meth:`patch_masks`),
+    which follows the mode as usual.
+
+    Two waveform paths: ``forward`` is the paper's network output (each target's own
+    mask, at ``sample_rate``, band-limited to it). Asteroid's entry points
+    (``separate``, ``forward_wav``, ``file_separate``, ``asteroid-infer``) give the
+    stems of :func:`asteroid_unet.separate`, the same as the ``asteroid-unet`` command:
+    full band at the input's own rate and channel count, vocals + accompaniment = input.
 
     References
         - [1] A. Jansson, E. Humphrey, N. Montecchio, R. Bittner, A. Kumar, T. Weyde,
@@ -171,8 +184,11 @@ class UNet(BaseEncoderMaskerDecoder):
     # ----- waveform path (Asteroid's encoder -> masker -> decoder) -----
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        """Separate waveforms; see the class docstring for the shapes."""
-        wav = torch.as_tensor(wav)
+        """Separate waveforms with the network in eval mode; see the class docstring for the shapes."""
+        with eval_mode(self):
+            return self._forward(torch.as_tensor(wav))
+
+    def _forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.ndim not in (1, 2, 3):
             raise ValueError(f"Expected (time,), (batch, time) or (batch, channels, time), got {tuple(wav.shape)}")
         shape = wav.shape
@@ -235,6 +251,33 @@ class UNet(BaseEncoderMaskerDecoder):
     def apply_masks(self, tf_rep: torch.Tensor, est_masks: torch.Tensor) -> torch.Tensor:
         """Mask real and imaginary parts alike: mask x mix magnitude with the mix phase."""
         return tf_rep.unsqueeze(1) * torch.cat([est_masks, est_masks], dim=-2)
+
+    # ----- Asteroid's separation API, through the package's separator -----
+
+    def forward_wav(self, wav, *args, **kwargs) -> torch.Tensor:
+        """Stems of :func:`asteroid_unet.separate` for waveforms at ``sample_rate``, shaped as
+        ``forward``'s output; what Asteroid's ``separate`` functions call. Never changes the model."""
+        from .asteroid_api import separate_waveforms
+
+        return separate_waveforms(self, wav)
+
+    def separate(self, wav, output_dir=None, force_overwrite=False, resample=False, **kwargs):
+        """Asteroid's ``separate``: a tensor or array at ``sample_rate`` gives :meth:`forward_wav`'s
+        stems (without Asteroid's energy rescaling), a file name :meth:`file_separate`'s files."""
+        from .asteroid_api import separate_like_asteroid
+
+        return separate_like_asteroid(self, wav, output_dir, force_overwrite)
+
+    def file_separate(self, filename, output_dir=None, force_overwrite=False, resample=False, **kwargs) -> None:
+        """Asteroid's ``file_separate``: writes ``<name>_est1.wav`` (vocals), ``<name>_est2.wav``, ...
+        next to the file or in ``output_dir``, full band, at the file's own rate and channel count.
+
+        Any rate is accepted, so ``resample`` has no effect. Existing files are kept (with a
+        warning, as Asteroid does) unless ``force_overwrite``.
+        """
+        from .asteroid_api import file_separate
+
+        file_separate(self, filename, output_dir, force_overwrite)
 
     # ----- magnitude path (training, chunked inference) -----
 
@@ -375,6 +418,18 @@ class UNet(BaseEncoderMaskerDecoder):
 def _derived(key: str) -> bool:
     """Buffers that the constructor arguments determine."""
     return key == "crossfade" or key.startswith(("encoder.filterbank.", "decoder.filterbank."))
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """Run ``module`` in eval mode inside the block, then give every submodule its mode back."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -46,9 +46,10 @@ def locate(spec: Union[None, str, Path] = None) -> Path:
 
 
 def load_model(spec: Union[None, str, Path, UNet] = None) -> UNet:
-    """A UNet in eval mode from ``spec`` (see :func:`locate`; None: the default model)."""
+    """A UNet from ``spec``: a model (returned as it is, mode and device untouched), or a file,
+    folder, name, URL or Hub repo id (see :func:`locate`; None: the default model), loaded in eval mode."""
     if isinstance(spec, UNet):
-        return spec.eval()
+        return spec
     path = locate(spec)
     conf = load_package(path)
     try:

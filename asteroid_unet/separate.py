@@ -29,7 +29,8 @@ class Separator:
     memory is bounded by ``chunk_seconds`` whatever the input's length.
 
     Args:
-        model (UNet): the model (moved to ``device``, eval mode).
+        model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
+            in eval mode on ``device``.
         sample_rate (int): rate of the signals to separate.
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 60.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
@@ -49,7 +50,7 @@ class Separator:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.model = model.to(self.device).for_inference()
+        self.model = model.for_inference().to(self.device)
         self.precision = precision
         self.full_band = bool(full_band)
         self.sample_rate = int(sample_rate)

@@ -6,35 +6,34 @@ that same file, so the folder (or its Hugging Face repo) loads with
 
 >>> from asteroid_unet.speechbrain import UNetSeparator  # doctest: +SKIP
 >>> sep = UNetSeparator.from_hparams(source="org/unet-musdb", savedir="pretrained/unet")  # doctest: +SKIP
->>> est = sep.separate_file("song.wav")  # (channels, time, n_targets) at 8192 Hz  # doctest: +SKIP
+>>> est = sep.separate_file("song.wav")  # (channels, time, n_stems) at the file's rate  # doctest: +SKIP
 
 Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
 """
 import argparse
-import json
-import math
 from pathlib import Path
 
 import torch
-from scipy.signal import resample_poly
 from speechbrain.dataio import audio_io
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchSource
 from speechbrain.utils.parameter_transfer import Pretrainer
 
+from .hub import MODEL_FILE as WEIGHTS_FILE
+from .hub import write_speechbrain_files
 from .model import UNet
+from .separate import separate
 from .weights import load_package
-
-WEIGHTS_FILE = "pytorch_model.bin"
-HPARAMS_FILE = "hyperparams.yaml"
 
 
 class UNetSeparator(Pretrained):
     """Separates music into the model's targets (default vocals and accompaniment).
 
     Load with ``UNetSeparator.from_hparams(source=<folder or HF repo id>, savedir=...)``.
-    Outputs follow SpeechBrain's separation layout ``(batch, time, n_targets)``, in the
-    order of :attr:`targets`, at the model's rate :attr:`sample_rate` (8192 Hz by default).
+    Outputs follow SpeechBrain's separation layout ``(batch, time, n_stems)``, in the order
+    of :attr:`targets`. They are the stems of :func:`asteroid_unet.separate`, the same as
+    the ``asteroid-unet`` command and Asteroid's ``separate``: :meth:`separate_file` gives
+    them full band at the file's own rate and channel count.
     """
 
     MODULES_NEEDED = ["model"]
@@ -46,42 +45,30 @@ class UNetSeparator(Pretrained):
 
     @property
     def sample_rate(self) -> int:
-        """Rate in Hz of inputs to :meth:`separate_batch` and of all outputs."""
+        """Rate in Hz of the inputs and outputs of :meth:`separate_batch` (the model's rate)."""
         return int(self.mods.model.sample_rate)
 
     def separate_batch(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_targets)``
-        (a stereo model hears the mono mix on both channels; its two outputs are averaged)."""
+        """Separate mono mixtures ``(batch, time)`` at :attr:`sample_rate` into ``(batch, time, n_stems)``."""
         mix = torch.as_tensor(mix)
         if mix.ndim != 2:
             raise ValueError(f"separate_batch expects (batch, time), got shape {tuple(mix.shape)}")
         model = self.mods.model
         x = mix.to(self.device, torch.float32)
         with torch.no_grad():
-            if model.audio_channels == 1:
-                return model(x).transpose(1, 2)
-            return model(x[:, None].expand(-1, model.audio_channels, -1)).mean(2).transpose(1, 2)
+            return self.mods.model.forward_wav(mix.to(self.device, torch.float32)).transpose(1, 2)
 
     def separate_file(self, path) -> torch.Tensor:
-        """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_targets)``.
-
-        The file is resampled to :attr:`sample_rate`; each channel is separated on its own, or,
-        for a stereo model and a stereo file, both together.
-        """
+        """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_stems)``,
+        full band at the file's own rate (``soundfile.info(path).samplerate``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No such audio file: {path}")
         audio, rate = audio_io.load(str(path))  # (channels, time)
         if audio.shape[-1] == 0:
             raise ValueError(f"{path}: the file holds no samples")
-        if rate != self.sample_rate:
-            g = math.gcd(rate, self.sample_rate)
-            audio = torch.from_numpy(resample_poly(audio.numpy(), self.sample_rate // g, rate // g, axis=-1))
-        model = self.mods.model
-        if model.audio_channels > 1 and audio.shape[0] == model.audio_channels:
-            with torch.no_grad():
-                return model(audio[None].to(self.device, torch.float32))[0].permute(1, 2, 0)
-        return self.separate_batch(audio)
+        stems = separate(audio, rate, self.mods.model, device=str(self.device))
+        return torch.stack(list(stems.values()), dim=-1)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`separate_batch`."""
@@ -125,46 +112,6 @@ def load_asteroid_package(model: UNet, path) -> None:
     if differ:
         raise ValueError(f"{path} and the hyperparams disagree on (file, yaml): {differ}")
     model.load_state_dict(conf["state_dict"])
-
-
-def write_speechbrain_files(out_dir) -> Path:
-    """Write ``hyperparams.yaml`` for :class:`UNetSeparator` next to the ``pytorch_model.bin`` in ``out_dir``.
-
-    The model settings are copied from the package, so the YAML and the weights agree.
-    Returns the YAML's path.
-    """
-    out_dir = Path(out_dir)
-    weights = out_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: export the Asteroid package first")
-    conf = load_package(weights)
-    args = conf["model_args"]
-    lines = [
-        "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",
-        "#   from asteroid_unet.speechbrain import UNetSeparator",
-        "#   separator = UNetSeparator.from_hparams(source=<this repo or folder>, savedir=...)",
-        f"# The weights are the Asteroid package {WEIGHTS_FILE} next to this file.",
-        "",
-        f"sample_rate: {json.dumps(args['sample_rate'])}",
-        f"targets: {json.dumps(args['targets'])}",
-        "",
-        f"model: !new:asteroid_unet.{conf['model_name']}",
-        "    targets: !ref <targets>",
-        "    sample_rate: !ref <sample_rate>",
-        *(f"    {k}: {json.dumps(v)}" for k, v in args.items() if k not in ("targets", "sample_rate")),
-        "",
-        "modules:",
-        "    model: !ref <model>",
-        "",
-        "pretrainer: !new:asteroid_unet.speechbrain.AsteroidPretrainer",
-        f"    filename: {WEIGHTS_FILE}",
-        "    loadables:",
-        "        model: !ref <model>",
-        "",
-    ]
-    path = out_dir / HPARAMS_FILE
-    path.write_text("\n".join(lines))
-    return path
 
 
 def _join_source(source, filename):

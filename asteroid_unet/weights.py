@@ -1,4 +1,8 @@
-"""Finding and safely loading UNet weight files: file, hub folder, URL or Hub repo id."""
+"""Finding and safely loading UNet weight files: file, hub folder, URL or Hub repo id.
+
+This module reads files only; it never imports the model (names and the model class are
+resolved in :mod:`asteroid_unet.pretrained`).
+"""
 import pickle
 import re
 from pathlib import Path
@@ -7,7 +11,9 @@ from typing import Union
 import torch
 from torch.torch_version import TorchVersion
 
-from .model import UNet
+MODEL_NAME = "UNet"
+# A name ending like a model file is a local path, never a Hub repo id.
+MODEL_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar", ".zip")
 
 
 class CheckpointError(ValueError):  # a ValueError, like Asteroid's own from_pretrained refusals
@@ -32,12 +38,22 @@ def resolve(spec: Union[str, Path]) -> Path:
         return path
     if path.is_file():
         return path
-    if str(spec).count("/") == 1 and not str(spec).startswith((".", "/")):
+    if looks_like_repo_id(str(spec)):
         try:
             return Path(cached_download(str(spec)))
         except Exception as err:  # network, missing repo, offline cache miss
             raise CheckpointError(f"{spec}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     raise CheckpointError(f"{spec}: no such file, folder or Hub repo id")
+
+
+def looks_like_repo_id(spec: str) -> bool:
+    """``org/name[@revision]`` that cannot be a local path: its ``org`` is no local folder and its
+    ``name`` has no model-file suffix (``exp/best.pth`` is a missing file, not a download)."""
+    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        return False
+    org, name = spec.split("/")
+    name = name.split("@")[0]
+    return bool(org and name) and not Path(org).is_dir() and not name.lower().endswith(MODEL_FILE_SUFFIXES)
 
 
 def load_package(path: Union[str, Path]) -> dict:
@@ -54,7 +70,7 @@ def load_package(path: Union[str, Path]) -> dict:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(err).__name__})") from None
     if not isinstance(conf, dict) or not {"model_name", "model_args", "state_dict"} <= conf.keys():
         raise CheckpointError(f"{path}: not an Asteroid model package (needs model_name, model_args, state_dict)")
-    if conf["model_name"] != UNet.__name__:
+    if conf["model_name"] != MODEL_NAME:
         raise CheckpointError(f"{path}: a checkpoint for {str(conf['model_name'])[:60]}, not for UNet")
     return conf
 

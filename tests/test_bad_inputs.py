@@ -1,4 +1,4 @@
-"""Bad-input corpus (issue 6): every case through the CLI and the Python API.
+"""Bad-input corpus: every case through the CLI and the Python API.
 
 Each file is generated here (no committed binaries). A case either separates correctly
 or fails with one ``asteroid-unet: error: <file>: <reason>`` line and a non-zero exit,

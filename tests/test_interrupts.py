@@ -1,4 +1,4 @@
-"""Interrupted and repeated separation (issue 6, points 3 and 4), with real CLI processes.
+"""Interrupted and repeated separation, with real CLI processes.
 
 ``asteroid-unet separate`` killed mid-file leaves no stem file: with SIGINT nothing at all
 remains; after SIGKILL only hidden ``.<stem>.<fmt>.partial`` temp files may remain, and the

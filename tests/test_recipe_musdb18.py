@@ -118,8 +118,9 @@ def finish(proc, timeout=240):
 
 
 def debug_flags(row, **overrides):
-    """The CSV's ``test_debug_flags``, with some values replaced or added."""
+    """The CSV's ``test_debug_flags`` but its data folder, with some values replaced or added."""
     flags = dict(f[2:].split("=", 1) for f in shlex.split(row["test_debug_flags"]))
+    flags.pop("data_folder")
     flags.update({k: str(v) for k, v in overrides.items()})
     return [f"--{k}={v}" for k, v in flags.items()]
 
@@ -130,18 +131,33 @@ def parse_checks(checks):
     return [f.strip() for f in files], [p.strip() for p in perf.group(1).split(",")] if perf else None
 
 
+def extract_value(line, key):
+    """``key: value`` in a log line, the way SpeechBrain's recipe checks read it (a decimal number)."""
+    found = re.search(rf"{re.escape(key)}\s*:\s*([-+]?\d*\.\d+([eE][-+]?\d+)?)", line)
+    return float(found.group(1)) if found else None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
-def test_debug_run_with_csv_flags(tiny_musdb, tmp_path, row):
+def test_csv_row_runs_as_speechbrains_recipe_runner_runs_it(tmp_path, row):
+    """What SpeechBrain's ``run_recipe_tests`` does with a CSV row: from the repository root, with
+    PYTHONPATH set to the recipe folder only, ``python <script> <hparams> <test_debug_flags>
+    --device=cpu --output_folder=<out>``; then its file and performance checks. The row's own
+    data folder (tests/samples) is used. Then the exported model loads in both toolkits."""
     out = tmp_path / "out"
-    log = finish(run_recipe(tiny_musdb, out, "--debug", *debug_flags(row)))
+    script = ROOT / row["Script_file"]
+    cmd = (f"PYTHONPATH={script.parent} {shlex.quote(sys.executable)} {row['Script_file']} "
+           f"{row['Hparam_file']} {row['test_debug_flags']} --device=cpu --output_folder={out}")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     files, perf = parse_checks(row["test_debug_checks"])
     for name in files:
-        assert (out / name).is_file(), f"{name} missing; log:\n{log[-3000:]}"
+        assert (out / name).exists(), f"{name} missing"
     log_file, metric, condition, epoch = perf
-    line = next(l for l in (out / log_file).read_text().splitlines() if l.startswith(epoch + ","))
-    value = float(re.search(rf"{metric}: ([-\d.e+]+)", line).group(1))
-    assert condition[0] == "<" and value < float(condition[1:])
+    line = next(l for l in (out / log_file).read_text().splitlines() if epoch in l)
+    value = extract_value(line, metric)
+    assert value is not None and condition[0] == "<" and value < float(condition[1:])
     with open(out / "test_results.csv", newline="") as f:
         results = list(csv.DictReader(f))
     assert [r["track"] for r in results] == ["test song 0", "median"]
@@ -149,6 +165,26 @@ def test_debug_run_with_csv_flags(tiny_musdb, tmp_path, row):
         assert math.isfinite(float(results[-1][key]))
     with open(out / "save" / "train.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 2  # 3 train tracks, 1 held out for validation
+    assert_export_loads_in_both_toolkits(out, tmp_path)
+
+
+def assert_export_loads_in_both_toolkits(out, tmp_path):
+    """best_model.pth loads with UNet.from_pretrained; hub/ with BaseModel and UNetSeparator: same stems."""
+    import torch
+    from asteroid.models import BaseModel
+
+    from asteroid_unet import UNet
+    from asteroid_unet.speechbrain import UNetSeparator
+
+    model = UNet.from_pretrained(str(out / "best_model.pth"))
+    assert model.get_model_args()["n_layers"] == 2 and model.n_bins == 64
+    from_hub = BaseModel.from_pretrained(str(out / "hub" / "pytorch_model.bin"))
+    separator = UNetSeparator.from_hparams(source=str(out / "hub"), savedir=str(tmp_path / "sb"))
+    x = torch.randn(1, 9000)
+    expected = model.separate(x)
+    torch.testing.assert_close(from_hub.separate(x), expected, rtol=0, atol=0)
+    torch.testing.assert_close(separator.separate_batch(x), expected.transpose(1, 2), rtol=0, atol=0)
+    assert "your-org/unet-musdb18" in (out / "hub" / "README.md").read_text()
 
 
 @pytest.mark.slow
@@ -205,3 +241,13 @@ def test_kill_9_mid_epoch_resumes_at_the_saved_step(tiny_musdb, tmp_path):
     # Resumed mid-epoch: the optimizer steps continue from the checkpoint, no batch is repeated.
     assert 3 <= killed_at < steps_per_epoch and brain["optimizer_step"] == steps_per_epoch
     assert [l for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")][0].startswith("epoch: 1,")
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_recipe_passes_speechbrains_linters(command):
+    """ruff with SpeechBrain's line length (80), configured in recipes/MUSDB18/ruff.toml."""
+    config = ROOT / "recipes" / "MUSDB18" / "ruff.toml"
+    assert "line-length = 80" in config.read_text()
+    out = subprocess.run([sys.executable, "-m", "ruff", *command, str(ROOT / "recipes" / "MUSDB18")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]

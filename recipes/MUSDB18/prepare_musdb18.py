@@ -1,21 +1,25 @@
-"""Data preparation for the MUSDB18 recipes: SpeechBrain CSV manifests, one row per track.
+"""Data preparation for the MUSDB18 recipes: SpeechBrain CSV manifests, one row
+per track.
 
 Reads a MUSDB18 root in either layout:
 
-- wav (MUSDB18-HQ, ``musdbconvert`` output, or the synthetic set of ``asteroid_unet.synth``):
+- wav (MUSDB18-HQ, ``musdbconvert`` output, or the synthetic set of
+  ``asteroid_unet.synth``):
   ``<root>/{train,test}/<track>/{mixture,vocals,drums,bass,other}.wav``;
-- stems (the MUSDB18 release): ``<root>/{train,test}/<track>.stem.mp4``, decoded once
-  with ``musdb`` into ``<save_folder>/wav`` (needs ffmpeg).
+- stems (the MUSDB18 release): ``<root>/{train,test}/<track>.stem.mp4``, decoded
+  once with ``musdb`` into ``<save_folder>/wav`` (needs ffmpeg).
 
-Writes ``train.csv``, ``valid.csv`` and ``test.csv`` in ``save_folder`` with the columns
-``ID, duration, sample_rate, frames, channels, vocals, drums, bass, other`` (absolute
-paths). The validation tracks are musdb's official ones when the train set has them;
-otherwise (e.g. a synthetic set) the last ``valid_fraction`` of the sorted train tracks.
+Writes ``train.csv``, ``valid.csv`` and ``test.csv`` in ``save_folder`` with the
+columns ``ID, duration, sample_rate, frames, channels, vocals, drums, bass,
+other`` (absolute paths). The validation tracks are musdb's official ones when
+the train set has them; otherwise (e.g. a synthetic set) the last
+``valid_fraction`` of the sorted train tracks.
 
 Example
 -------
 >>> prepare_musdb18("/data/musdb18hq", "results/save")  # doctest: +SKIP
 """
+
 import csv
 import json
 import math
@@ -31,32 +35,49 @@ MANIFESTS = ("train.csv", "valid.csv", "test.csv")
 COLUMNS = ("ID", "duration", "sample_rate", "frames", "channels") + STEMS
 
 
-def prepare_musdb18(data_folder, save_folder, is_wav=True, valid_fraction=0.14, skip_prep=False):
-    """Write the train/valid/test manifests of a MUSDB18 root into ``save_folder``.
+def prepare_musdb18(
+    data_folder, save_folder, is_wav=True, valid_fraction=0.14, skip_prep=False
+):
+    """Write the train/valid/test manifests of a MUSDB18 root into
+    ``save_folder``.
 
     Args:
         data_folder (str): the MUSDB18 root (holds ``train/`` and ``test/``).
         save_folder (str): where the manifests (and decoded stems) go.
-        is_wav (bool): wav layout if True, ``.stem.mp4`` files if False. Default True.
-        valid_fraction (float): share of train tracks held out when musdb's official
-            validation tracks are absent. Default 0.14 (14 of 100, as musdb).
+        is_wav (bool): wav layout if True, ``.stem.mp4`` files if False. Default
+            True.
+        valid_fraction (float): share of train tracks held out when musdb's
+            official validation tracks are absent. Default 0.14 (14 of 100, as
+            musdb).
         skip_prep (bool): do nothing. Default False.
     """
     if skip_prep:
         return
     save_folder = Path(save_folder)
-    options = dict(data_folder=str(Path(data_folder).resolve()), is_wav=bool(is_wav), valid_fraction=valid_fraction)
+    options = dict(
+        data_folder=str(Path(data_folder).resolve()),
+        is_wav=bool(is_wav),
+        valid_fraction=valid_fraction,
+    )
     options_file = save_folder / "prepare_options.json"
-    if all((save_folder / m).is_file() for m in MANIFESTS) and _read_json(options_file) == options:
+    if (
+        all((save_folder / m).is_file() for m in MANIFESTS)
+        and _read_json(options_file) == options
+    ):
         return
     root = Path(data_folder)
     missing = [s for s in SUBSETS if not (root / s).is_dir()]
     if missing:
-        raise FileNotFoundError(f"{root} is not a MUSDB18 root: no {', '.join(missing)} folder")
+        raise FileNotFoundError(
+            f"{root} is not a MUSDB18 root: no {', '.join(missing)} folder"
+        )
     save_folder.mkdir(parents=True, exist_ok=True)
     if not is_wav:
         root = decode_stems(root, save_folder / "wav")
-    tracks = {subset: [_track_row(d) for d in _track_dirs(root / subset)] for subset in SUBSETS}
+    tracks = {
+        subset: [_track_row(d) for d in _track_dirs(root / subset)]
+        for subset in SUBSETS
+    }
     for subset, rows in tracks.items():
         if not rows:
             raise FileNotFoundError(f"No tracks in {root / subset}")
@@ -67,30 +88,43 @@ def prepare_musdb18(data_folder, save_folder, is_wav=True, valid_fraction=0.14, 
 
 
 def split_validation(rows, valid_fraction):
-    """``(train, valid)`` rows: musdb's validation tracks, else the last ``valid_fraction``."""
+    """``(train, valid)`` rows: musdb's validation tracks, else the last
+    ``valid_fraction``."""
     official = set(_musdb_validation_tracks())
     valid = [r for r in rows if r["ID"] in official]
     if not valid:
         if len(rows) < 2:
-            raise ValueError(f"Need at least 2 train tracks to hold one out for validation, got {len(rows)}")
-        n_valid = min(len(rows) - 1, max(1, math.ceil(valid_fraction * len(rows))))
+            raise ValueError(
+                "Need at least 2 train tracks to hold one out for validation, "
+                f"got {len(rows)}"
+            )
+        n_valid = min(
+            len(rows) - 1, max(1, math.ceil(valid_fraction * len(rows)))
+        )
         valid = rows[-n_valid:]
     valid_ids = {r["ID"] for r in valid}
     return [r for r in rows if r["ID"] not in valid_ids], valid
 
 
 def decode_stems(root, wav_root):
-    """Decode ``<root>/{train,test}/*.stem.mp4`` into the wav layout under ``wav_root`` (once)."""
+    """Decode ``<root>/{train,test}/*.stem.mp4`` into the wav layout under
+    ``wav_root`` (once)."""
     import musdb
 
     for subset in SUBSETS:
-        for track in musdb.DB(root=str(root), is_wav=False, subsets=[subset]).tracks:
+        for track in musdb.DB(
+            root=str(root), is_wav=False, subsets=[subset]
+        ).tracks:
             out = Path(wav_root) / subset / track.name
             if all((out / f"{s}.wav").is_file() for s in STEMS):
                 continue
             out.mkdir(parents=True, exist_ok=True)
             for stem in STEMS:
-                sf.write(out / f"{stem}.wav", track.sources[stem].audio, int(track.rate))
+                sf.write(
+                    out / f"{stem}.wav",
+                    track.sources[stem].audio,
+                    int(track.rate),
+                )
     return Path(wav_root)
 
 
@@ -102,12 +136,21 @@ def _track_row(track_dir):
     paths = {s: track_dir / f"{s}.wav" for s in STEMS}
     missing = [s for s, p in paths.items() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{track_dir}: missing stem(s) {', '.join(missing)} (.wav)")
+        raise FileNotFoundError(
+            f"{track_dir}: missing stem(s) {', '.join(missing)} (.wav)"
+        )
     infos = {s: sf.info(str(p)) for s, p in paths.items()}
     first = infos["vocals"]
     for stem, info in infos.items():
-        if (info.samplerate, info.frames, info.channels) != (first.samplerate, first.frames, first.channels):
-            raise ValueError(f"{track_dir}: {stem}.wav differs from vocals.wav in rate, length or channels")
+        if (info.samplerate, info.frames, info.channels) != (
+            first.samplerate,
+            first.frames,
+            first.channels,
+        ):
+            raise ValueError(
+                f"{track_dir}: {stem}.wav differs from vocals.wav in rate, "
+                "length or channels"
+            )
     return dict(
         ID=track_dir.name,
         duration=round(first.frames / first.samplerate, 3),
@@ -121,7 +164,9 @@ def _track_row(track_dir):
 def _musdb_validation_tracks():
     import importlib.util
 
-    spec = importlib.util.find_spec("musdb")  # the setup file, without importing musdb (needs ffmpeg)
+    spec = importlib.util.find_spec(
+        "musdb"
+    )  # the setup file, without importing musdb (needs ffmpeg)
     setup = Path(spec.origin).parent / "configs" / "mus.yaml"
     return yaml.safe_load(setup.read_text())["validation_tracks"]
 

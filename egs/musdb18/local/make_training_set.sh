@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The training set of the packaged default weights (issue 7), built from local sources only:
+# The training set of the packaged default weights, built from local sources only:
 #   1. 40 + 2 synthetic MUSDB18-format songs of 20 s (asteroid_unet.synth, seed 7): FluidSynth-rendered
 #      Debian MIDI (openttd-openmsx, GPL-2.0) with synthetic singing, or real singing in about half;
 #   2. stage 0 (local/prepare_data.py) converts them to vocals/accompaniment at 8192 Hz:

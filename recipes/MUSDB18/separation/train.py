@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Recipe for training the U-Net singing voice separator (Jansson et al., ISMIR 2017) on MUSDB18.
+"""Recipe for training the U-Net singing voice separator (Jansson et al., ISMIR
+2017) on MUSDB18.
 
-The network is ``asteroid_unet.UNet`` and the loss ``asteroid_unet.unet_loss``, so the
-weights this recipe trains load in Asteroid too. Training examples are random mono chunks
-of exactly one patch (``model.patch_samples`` samples at 8192 Hz): the stereo stems are
-downmixed to mono, as in the paper, and the mixture is the sum of the stems. The final
-evaluation separates each full test track at its own rate and full band with
-``asteroid_unet.separate`` (the user API), and scores it with museval (BSSEval v4,
-1 s windows) through ``asteroid_unet.evaluate``, next to the MIX floor and IRM ceiling.
+The network is ``asteroid_unet.UNet`` and the loss ``asteroid_unet.unet_loss``,
+so the weights this recipe trains load in Asteroid too. Training examples are
+random mono chunks of exactly one patch (``model.patch_samples`` samples at 8192
+Hz): the stereo stems are downmixed to mono, as in the paper, and the mixture is
+the sum of the stems. The final evaluation separates each full test track at its
+own rate and full band with ``asteroid_unet.separate`` (the user API), and
+scores it with museval (BSSEval v4, 1 s windows) through
+``asteroid_unet.evaluate``, next to the MIX floor and IRM ceiling.
 
 To run it:
 > python train.py hparams/unet.yaml --data_folder=/path/to/musdb18hq
-> python train.py hparams/unet.yaml --data_folder=/path/to/musdb18 --is_wav=False
+> python train.py hparams/unet.yaml --is_wav=False --data_folder=/data/musdb18
 
 Authors
  * asteroid-unet contributors 2026
 """
+
 import csv
 import math
 import os
@@ -25,14 +28,13 @@ import time
 import numpy as np
 import speechbrain as sb
 import torch
+from asteroid_unet import evaluate, hub
+from asteroid_unet.separate import separate, stem_names
 from hyperpyyaml import load_hyperpyyaml
 from scipy.signal import resample_poly
 from speechbrain.dataio.dataio import read_audio
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
-
-from asteroid_unet import evaluate
-from asteroid_unet.separate import separate, stem_names
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from prepare_musdb18 import STEMS, prepare_musdb18  # noqa: E402
@@ -41,13 +43,16 @@ logger = get_logger(__name__)
 
 
 class Separation(sb.Brain):
-    """Trains the U-Net on one-patch chunks with the paper's masked-magnitude L1 loss."""
+    """Trains the U-Net on one-patch chunks with the paper's masked-magnitude L1
+    loss."""
 
     def compute_forward(self, batch, stage):
-        """The mixture ``(batch, time)`` and targets ``(batch, n_targets, time)`` on the device.
+        """The mixture ``(batch, time)`` and targets ``(batch, n_targets,
+        time)`` on the device.
 
-        The network runs inside the loss: the paper's objective compares masked mix
-        magnitudes with target magnitudes, so it needs the masks, not waveforms.
+        The network runs inside the loss: the paper's objective compares masked
+        mix magnitudes with target magnitudes, so it needs the masks, not
+        waveforms.
         """
         batch = batch.to(self.device)
         return batch.mix_sig.data, batch.targets_sig.data
@@ -58,17 +63,23 @@ class Separation(sb.Brain):
         return self.hparams.loss(self.modules.model, mix, targets)
 
     def on_stage_end(self, stage, stage_loss, epoch):
-        """Logs the losses; after validation keeps the best checkpoint by validation loss."""
+        """Logs the losses; after validation keeps the best checkpoint by
+        validation loss."""
         stage_stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stage_stats
         elif stage == sb.Stage.VALID:
             self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"]},
+                stats_meta={
+                    "epoch": epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                },
                 train_stats=self.train_stats,
                 valid_stats=stage_stats,
             )
-            self.checkpointer.save_and_keep_only(meta={"loss": stage_loss}, min_keys=["loss"])
+            self.checkpointer.save_and_keep_only(
+                meta={"loss": stage_loss}, min_keys=["loss"]
+            )
         elif stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
@@ -77,12 +88,15 @@ class Separation(sb.Brain):
 
     @torch.no_grad()
     def evaluate_tracks(self, manifest, output_folder):
-        """Separate every full test track and score it with museval (``asteroid_unet.evaluate``).
+        """Separate every full test track and score it with museval
+        (``asteroid_unet.evaluate``).
 
-        Each track is separated full band at its own rate by ``asteroid_unet.separate``, the
-        user API. Writes ``test_results.csv`` (median SDR/SIR/SAR over 1 s frames per track and
-        target, then a ``median`` row over tracks), and, with ``eval_reference_rows``, the MIX
-        floor and IRM ceiling in ``test_results.json`` (per track) and ``test_results.md``.
+        Each track is separated full band at its own rate by
+        ``asteroid_unet.separate``, the user API. Writes ``test_results.csv``
+        (median SDR/SIR/SAR over 1 s frames per track and target, then a
+        ``median`` row over tracks), and, with ``eval_reference_rows``, the MIX
+        floor and IRM ceiling in ``test_results.json`` (per track) and
+        ``test_results.md``.
         Returns the model's summary ``{target: {metric: dB}}``.
         """
         model = self.modules.model.eval()
@@ -91,68 +105,130 @@ class Separation(sb.Brain):
         per_track = {}
         for track in tracks[: self.debug_batches] if self.debug else tracks:
             rate = int(track["sample_rate"])
-            stems = {s: read_audio(track[s]).reshape(int(track["frames"]), -1).T for s in STEMS}
-            references = {t: target_source(stems, t).T.numpy() for t in targets}  # (time, channels)
+            stems = {
+                s: read_audio(track[s]).reshape(int(track["frames"]), -1).T
+                for s in STEMS
+            }
+            references = {
+                t: target_source(stems, t).T.numpy() for t in targets
+            }  # (time, channels)
             start = time.perf_counter()
-            estimates = separate(sum(stems.values()), rate, model=model, device=str(self.device))
-            scores = evaluate.bss_eval(references, {t: estimates[t].T.numpy() for t in targets}, rate)
+            estimates = separate(
+                sum(stems.values()), rate, model=model, device=str(self.device)
+            )
+            scores = evaluate.bss_eval(
+                references, {t: estimates[t].T.numpy() for t in targets}, rate
+            )
             rows = {"UNet": {**scores, "time_s": time.perf_counter() - start}}
             if self.hparams.eval_reference_rows:
-                rows.update(evaluate.reference_rows(references, rate, int(model.sample_rate), model.n_fft, model.hop_length))
+                rows.update(
+                    evaluate.reference_rows(
+                        references,
+                        rate,
+                        int(model.sample_rate),
+                        model.n_fft,
+                        model.hop_length,
+                    )
+                )
             per_track[track["ID"]] = rows
-            logger.info(f"{track['ID']}: " + ", ".join(f"{t} SDR {rows['UNet'][t]['SDR']:.2f}" for t in targets))
+            logger.info(
+                f"{track['ID']}: "
+                + ", ".join(
+                    f"{t} SDR {rows['UNet'][t]['SDR']:.2f}" for t in targets
+                )
+            )
         summary = evaluate.summarize(per_track)
-        _write_results_csv(os.path.join(output_folder, "test_results.csv"), per_track, summary, targets)
+        _write_results_csv(
+            os.path.join(output_folder, "test_results.csv"),
+            per_track,
+            summary,
+            targets,
+        )
         if self.hparams.eval_reference_rows:
-            evaluate.write_json(per_track, os.path.join(output_folder, "test_results.json"))
-            evaluate.write_markdown(summary, os.path.join(output_folder, "test_results.md"), "MUSDB18 test, museval")
+            evaluate.write_json(
+                per_track, os.path.join(output_folder, "test_results.json")
+            )
+            evaluate.write_markdown(
+                summary,
+                os.path.join(output_folder, "test_results.md"),
+                "MUSDB18 test, museval",
+            )
         self.hparams.train_logger.log_stats(
             stats_meta={"museval": "median over frames, then over tracks"},
-            test_stats={f"SDR_{t}": round(summary["UNet"][t]["SDR"], 2) for t in targets},
+            test_stats={
+                f"SDR_{t}": round(summary["UNet"][t]["SDR"], 2) for t in targets
+            },
         )
         return summary["UNet"]
 
 
 def target_source(stems, target):
-    """The reference of ``target``: a stem, or ``accompaniment`` = every stem but vocals."""
+    """The reference of ``target``: a stem, or ``accompaniment`` = every stem
+    but vocals."""
     if target == "accompaniment":
         return sum(stems[s] for s in STEMS if s != "vocals")
     if target not in stems:
-        raise ValueError(f"Unknown target {target!r}: use one of {STEMS + ('accompaniment',)}")
+        raise ValueError(
+            f"Unknown target {target!r}: "
+            f"use one of {STEMS + ('accompaniment',)}"
+        )
     return stems[target]
 
 
 def resample(audio, orig, new):
-    """Polyphase resampling of ``(..., time)`` (fast for 44100 -> 8192, unlike a sinc kernel)."""
+    """Polyphase resampling of ``(..., time)`` (fast for 44100 -> 8192, unlike a
+    sinc kernel)."""
     g = math.gcd(int(orig), int(new))
-    return torch.from_numpy(resample_poly(audio.numpy(), int(new) // g, int(orig) // g, axis=-1).astype(np.float32))
+    return torch.from_numpy(
+        resample_poly(
+            audio.numpy(), int(new) // g, int(orig) // g, axis=-1
+        ).astype(np.float32)
+    )
 
 
 def dataio_prep(hparams):
-    """Train, valid and test datasets of one-patch chunks, ``samples_per_track`` per train track."""
+    """Train, valid and test datasets of one-patch chunks, ``samples_per_track``
+    per train track."""
     patch_samples = hparams["model"].patch_samples
     model_rate = int(hparams["sample_rate"])
     targets = list(hparams["targets"])
 
     def read_chunk(track, start_fraction):
-        """Mono stems ``(4, patch_samples)`` at the model rate, from ``start_fraction`` of the track."""
+        """Mono stems ``(4, patch_samples)`` at the model rate, from
+        ``start_fraction`` of the track."""
         rate, frames = int(track["sample_rate"]), int(track["frames"])
         length = int(np.ceil(patch_samples * rate / model_rate)) + 1
         start = int(start_fraction * max(0, frames - length))
         stems = []
         for stem in STEMS:
-            audio = read_audio({"file": track[stem], "start": start, "stop": start + length})
-            stems.append(audio.reshape(audio.shape[0], -1).mean(dim=1))  # downmix to mono
+            audio = read_audio(
+                {"file": track[stem], "start": start, "stop": start + length}
+            )
+            stems.append(
+                audio.reshape(audio.shape[0], -1).mean(dim=1)
+            )  # downmix to mono
         stems = resample(torch.stack(stems), rate, model_rate)
-        stems = torch.nn.functional.pad(stems, (0, max(0, patch_samples - stems.shape[-1])))
+        stems = torch.nn.functional.pad(
+            stems, (0, max(0, patch_samples - stems.shape[-1]))
+        )
         return stems[:, :patch_samples]
 
     def make_pipeline(random_start):
-        @sb.utils.data_pipeline.takes("chunk", "n_chunks", "sample_rate", "frames", *STEMS)
+        @sb.utils.data_pipeline.takes(
+            "chunk", "n_chunks", "sample_rate", "frames", *STEMS
+        )
         @sb.utils.data_pipeline.provides("mix_sig", "targets_sig")
         def audio_pipeline(chunk, n_chunks, sample_rate, frames, *paths):
-            track = dict(sample_rate=sample_rate, frames=frames, **dict(zip(STEMS, paths)))
-            fraction = torch.rand(()).item() if random_start else (chunk + 0.5) / n_chunks
+            track = dict(
+                sample_rate=sample_rate,
+                frames=frames,
+                **dict(zip(STEMS, paths)),
+            )
+            fraction = (
+                torch.rand(()).item()
+                if random_start
+                else (chunk + 0.5) / n_chunks
+            )
             audio = read_chunk(track, fraction)
             stems = dict(zip(STEMS, audio))
             yield audio.sum(0)
@@ -163,28 +239,60 @@ def dataio_prep(hparams):
     datasets = {}
     for name, manifest, chunks, random_start in (
         ("train", hparams["train_data"], hparams["samples_per_track"], True),
-        ("valid", hparams["valid_data"], hparams["valid_chunks_per_track"], False),
-        ("test", hparams["test_data"], hparams["valid_chunks_per_track"], False),
+        (
+            "valid",
+            hparams["valid_data"],
+            hparams["valid_chunks_per_track"],
+            False,
+        ),
+        (
+            "test",
+            hparams["test_data"],
+            hparams["valid_chunks_per_track"],
+            False,
+        ),
     ):
         items = {}
         for track in _read_manifest(manifest):
             for k in range(chunks):
-                items[f"{track['ID']}#{k}"] = dict(track, chunk=k, n_chunks=chunks)
+                items[f"{track['ID']}#{k}"] = dict(
+                    track, chunk=k, n_chunks=chunks
+                )
         datasets[name] = sb.dataio.dataset.DynamicItemDataset(
-            items, dynamic_items=[make_pipeline(random_start)], output_keys=["id", "mix_sig", "targets_sig"]
+            items,
+            dynamic_items=[make_pipeline(random_start)],
+            output_keys=["id", "mix_sig", "targets_sig"],
         )
     return datasets
 
 
+def export_model(model, hparams, summary):
+    """The best checkpoint as an Asteroid package (``best_model.pth``, loads
+    with ``UNet.from_pretrained``) and as a Hub folder (``hub/``: the same file
+    as ``pytorch_model.bin``, a model card, and SpeechBrain's
+    ``hyperparams.yaml``)."""
+    model = getattr(model, "module", model)  # unwrapped from DDP
+    path = os.path.join(hparams["output_folder"], "best_model.pth")
+    torch.save(model.serialize(), path)
+    hub.export(path, hparams["hub_folder"], hparams["hub_repo_id"], summary)
+    logger.info(f"Asteroid package {path}, Hub folder {hparams['hub_folder']}")
+
+
 def _write_results_csv(path, per_track, summary, targets):
-    """One row per track and a final ``median`` row: the model's scores per target and metric."""
+    """One row per track and a final ``median`` row: the model's scores per
+    target and metric."""
     columns = [f"{m}_{t}" for t in targets for m in evaluate.METRICS]
-    rows = [(name, scores["UNet"]) for name, scores in per_track.items()] + [("median", summary["UNet"])]
+    rows = [(name, scores["UNet"]) for name, scores in per_track.items()] + [
+        ("median", summary["UNet"])
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["track"] + columns)
         for name, scores in rows:
-            writer.writerow([name] + [scores[t][m] for t in targets for m in evaluate.METRICS])
+            writer.writerow(
+                [name]
+                + [scores[t][m] for t in targets for m in evaluate.METRICS]
+            )
 
 
 def _read_manifest(path):
@@ -228,5 +336,13 @@ if __name__ == "__main__":
         train_loader_kwargs=dict(hparams["dataloader_opts"], shuffle=True),
         valid_loader_kwargs=hparams["dataloader_opts"],
     )
-    separator.evaluate(datasets["test"], min_key="loss", test_loader_kwargs=hparams["dataloader_opts"])
-    separator.evaluate_tracks(hparams["test_data"], hparams["output_folder"])
+    separator.evaluate(
+        datasets["test"],
+        min_key="loss",
+        test_loader_kwargs=hparams["dataloader_opts"],
+    )
+    scores = separator.evaluate_tracks(
+        hparams["test_data"], hparams["output_folder"]
+    )
+    if sb.utils.distributed.if_main_process():
+        export_model(separator.modules.model, hparams, {"UNet": scores})

@@ -1,0 +1,195 @@
+"""Asteroid's own entry points on a UNet: deterministic, full band, stereo, no side effects."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asteroid_unet import UNet, load_model
+from asteroid_unet.separate import Separator, separate
+from asteroid_unet.weights import CheckpointError, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_WEIGHTS = ROOT / "asteroid_unet" / "weights" / "unet_default.pth"
+
+
+def assert_save_load_round_trip(model, input_samples=801):
+    """Asteroid's model save/load check: serialize, rebuild, same forward (in the model's mode),
+    and rebuild with and without ``sample_rate`` in the arguments."""
+    x = torch.randn(1, input_samples)
+    conf = model.serialize()
+    rebuilt = type(model).from_pretrained(conf)
+    torch.testing.assert_close(model(x), rebuilt(x))
+    rate = conf["model_args"].pop("sample_rate")
+    type(model).from_pretrained(conf)
+    assert type(model).from_pretrained(conf, sample_rate=rate).sample_rate == model.sample_rate
+
+
+def test_asteroid_save_load_check_default_model_eval_mode():
+    torch.manual_seed(0)
+    assert_save_load_round_trip(UNet().eval())
+
+
+def test_asteroid_save_load_check_train_mode_without_dropout():
+    torch.manual_seed(0)
+    model = UNet(dropout=0.0)
+    assert model.training
+    assert_save_load_round_trip(model)
+
+
+def test_forward_is_deterministic_in_train_mode_and_keeps_the_mode(small_model):
+    small_model.train()
+    x = torch.randn(2, 9000)
+    with torch.no_grad():
+        a, b = small_model(x), small_model(x)
+    assert torch.equal(a, b)
+    assert small_model.training and all(m.training for m in small_model.modules())
+    small_model.eval()
+    with torch.no_grad():
+        assert torch.equal(small_model(x), a)  # eval mode gives the same stems
+    assert not small_model.training
+
+
+def test_training_path_still_follows_the_mode(small_model):
+    """Dropout and batch statistics stay on for the loss path (patch_masks) in train mode."""
+    small_model.train()
+    patches = torch.rand(4, 1, 128, 32)
+    torch.manual_seed(1)
+    a = small_model.patch_masks(patches)
+    torch.manual_seed(2)
+    b = small_model.patch_masks(patches)
+    assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(9000,), (2, 9000), (2, 1, 9000), (1, 2, 9000)])
+def test_model_separate_gives_the_separator_stems(small_model, shape):
+    small_model.train()  # as Asteroid's from_pretrained leaves it
+    x = torch.randn(*shape) * 0.1
+    out = small_model.separate(x)
+    items = x.reshape(-1, 1 if x.ndim < 3 else x.shape[1], x.shape[-1])
+    expected = torch.stack([
+        torch.stack(list(separate(item, 8192, small_model).values())) for item in items
+    ])  # (batch, stems, channels, time)
+    if x.ndim == 1:
+        expected = expected[0, :, 0]
+    elif x.ndim == 2 or x.shape[1] == 1:
+        expected = expected[:, :, 0]
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert small_model.training
+    assert isinstance(small_model.separate(x.numpy()), np.ndarray)
+
+
+def test_model_separate_stereo_file_full_band_at_its_rate(tmp_path, small_model):
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 9000 * t)], 1)
+    sf.write(tmp_path / "song.wav", stereo.astype(np.float32), rate, subtype="FLOAT")
+    small_model.separate(str(tmp_path / "song.wav"), output_dir=str(tmp_path / "out"))
+    stems = [sf.read(tmp_path / "out" / f"song_est{i}.wav") for i in (1, 2)]
+    for data, sr in stems:
+        assert sr == rate and data.shape == stereo.shape
+    np.testing.assert_allclose(stems[0][0] + stems[1][0], stereo, atol=1e-5)
+    expected = separate(torch.from_numpy(stereo.T.astype(np.float32)), rate, small_model)
+    np.testing.assert_allclose(stems[0][0], expected["vocals"].numpy().T, atol=1e-6)
+    with pytest.warns(UserWarning, match="already exists"):
+        small_model.separate(str(tmp_path / "song.wav"), output_dir=str(tmp_path / "out"))
+
+
+def run_asteroid_infer(model_path, files, outdir):
+    """asteroid-infer in a fresh process that never imports asteroid_unet itself."""
+    code = "import sys; from asteroid.scripts.asteroid_cli import infer; infer(sys.argv[1:])"
+    out = subprocess.run([sys.executable, "-c", code, str(model_path), "--files", *map(str, files),
+                          "-o", str(outdir), "-d", "cpu"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PAPER_WEIGHTS.is_file(), reason="the paper weights are not packaged")
+def test_asteroid_infer_twice_identical_full_band_like_the_cli(tmp_path):
+    """asteroid-infer on a stereo 44.1 kHz file and a mono 16 kHz file: the CLI's stems, twice."""
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 44100) / 44100
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t))
+    stereo = np.stack([tone, 0.7 * tone], 1) + 0.05 * rng.standard_normal((t.size, 2))
+    sf.write(tmp_path / "stereo.wav", stereo.astype(np.float32), 44100)
+    sf.write(tmp_path / "mono.wav", (0.1 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
+    files = [tmp_path / "stereo.wav", tmp_path / "mono.wav"]
+    for run in ("a", "b"):
+        run_asteroid_infer(PAPER_WEIGHTS, files, tmp_path / run)
+    from asteroid_unet.cli import main
+
+    assert main(["separate", *map(str, files), "-o", str(tmp_path / "cli"), "--model", str(PAPER_WEIGHTS)]) == 0
+    for name, rate, channels in (("stereo", 44100, 2), ("mono", 16000, 1)):
+        for i, stem in ((1, "vocals"), (2, "accompaniment")):
+            a, b = (tmp_path / run / f"{name}_est{i}.wav" for run in ("a", "b"))
+            assert a.read_bytes() == b.read_bytes()
+            info = sf.info(a)
+            assert (info.samplerate, info.channels) == (rate, channels)
+            np.testing.assert_array_equal(sf.read(a)[0], sf.read(tmp_path / "cli" / name / f"{stem}.wav")[0])
+    accompaniment, _ = sf.read(tmp_path / "a" / "stereo_est2.wav")
+    spectrum = np.abs(np.fft.rfft(accompaniment[:, 0]))
+    freqs = np.fft.rfftfreq(len(accompaniment), 1 / 44100)
+    assert spectrum[freqs > 6000].sum() > 0.05 * spectrum.sum()  # the noise above 4 kHz is kept: full band
+
+
+def test_load_model_leaves_a_given_model_alone(small_model):
+    small_model.train()
+    assert load_model(small_model) is small_model and small_model.training
+
+
+def test_separator_does_not_move_or_change_the_callers_model(small_model):
+    small_model.train()
+    sep = Separator(small_model, 44100, device="meta")
+    assert next(sep.model.parameters()).device.type == "meta"
+    assert all(p.device.type == "cpu" for p in small_model.parameters())
+    assert small_model.training and isinstance(small_model.masker.encoder[0].norm, torch.nn.BatchNorm2d)
+
+
+def test_load_model_none_without_packaged_weights_raises(monkeypatch, tmp_path):
+    """An install without its weights files gives a one-line error, not an untrained model."""
+    import importlib.resources
+
+    monkeypatch.setattr(importlib.resources, "files", lambda package: tmp_path)  # no weights/ there
+    with pytest.raises(CheckpointError, match="weights"):
+        load_model(None)
+
+
+@pytest.mark.parametrize("spec", ["exp/best.pth", "exp/model.ckpt", "tests/unknown"])
+def test_mistyped_local_path_is_not_a_hub_download(tmp_path, monkeypatch, spec):
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr("asteroid.utils.hub_utils.cached_download", no_download)
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(CheckpointError, match="no such file"):
+        resolve(spec)
+
+
+def test_repo_id_still_goes_to_the_hub(monkeypatch, tmp_path):
+    asked = []
+    monkeypatch.setattr("asteroid.utils.hub_utils.cached_download", lambda spec: asked.append(spec) or str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    resolve("someone/unet-musdb@v1")
+    assert asked == ["someone/unet-musdb@v1"]
+
+
+def imported_modules(path):
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_weights_does_not_import_the_model():
+    package = ROOT / "asteroid_unet"
+    assert not {".model", "asteroid_unet.model", "."} & imported_modules(package / "weights.py")
+    assert ".weights" in imported_modules(package / "model.py")  # one direction only
