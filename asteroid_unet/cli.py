@@ -5,6 +5,7 @@ import traceback
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+from .app import add_arguments as add_app_arguments
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError
 from .weights import CheckpointError, load_model
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--chunk-seconds", type=float, default=60.0, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_app_arguments(sub.add_parser("app", help="start the web page (needs the [app] extra)"))
     return parser
 
 
@@ -80,10 +82,31 @@ def run_separate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_app(args: argparse.Namespace) -> int:
+    from . import app
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError as err:
+        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install 'asteroid-unet[app]' ({err})",
+              file=sys.stderr)
+        return 2
+    try:
+        app.load_choice(args.model)  # a bad --model fails here, not in the page
+    except Exception as err:
+        reason = app.one_line(err)
+        if not isinstance(err, CheckpointError):
+            reason = f"{args.model}: cannot load model ({reason})"
+        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        return 2
+    app.serve(args)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_separate(args)
+        return run_app(args) if args.command == "app" else run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)
         return 130
