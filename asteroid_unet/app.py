@@ -29,7 +29,9 @@ from asteroid_unet.weights import load_model  # noqa: E402
 
 log = logging.getLogger("asteroid_unet.app")
 SPACE_WEIGHTS = Path(__file__).with_name("pytorch_model.bin")  # a Space's own weights, beside its app.py
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")  # org/name[@revision]
+SPACE_MAX_SECONDS = 600.0
+GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by the [app] extra
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")
@@ -259,9 +261,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     default = str(SPACE_WEIGHTS) if SPACE_WEIGHTS.is_file() else None
     parser.add_argument("--model", default=default,
                         help=f"packaged name, model file, hub folder or repo id (default: {default or 'default'})")
-    parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s (0.0.0.0 serves the network)")
-    parser.add_argument("--port", type=int, default=7860, help="default: %(default)s")
-    parser.add_argument("--max-seconds", type=float, default=None, help="longest song accepted (default: no limit)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="default: %(default)s (0.0.0.0 serves the network)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="default: %(default)s")
+    parser.add_argument("--max-seconds", type=float, default=SPACE_MAX_SECONDS if os.environ.get("SPACE_ID") else None,
+                        help=f"longest song accepted (default: no limit; {SPACE_MAX_SECONDS:g} on a Hugging Face Space)")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cpu")
     parser.add_argument("--no-hub", action="store_true", help="offer only the listed models, no Hub repo ids")
     return parser
