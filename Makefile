@@ -1,10 +1,11 @@
 # Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
 # Each creates .venv/ when missing, installs the package with its test extras and the
-# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set).
+# system tools it needs (ffmpeg for musdb/stempeg; fluidsynth for the synthetic set; headless
+# Chromium and chromedriver for the web page's browser test).
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
-APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx
+APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx chromium chromium-driver
 
 .PHONY: demo test system-deps
 
@@ -22,6 +23,8 @@ system-deps:
 	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
 	[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
 	[ -d /usr/share/games/openttd/baseset/openmsx ] || missing="$$missing openttd-openmsx"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "Missing system packages. Run:  sudo apt-get install -y$$missing"; exit 1; fi; \
