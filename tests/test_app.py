@@ -157,3 +157,9 @@ def test_app_command_refuses_a_bad_model_in_one_line(tmp_path, capsys):
     assert main(["app", "--model", str(tmp_path / "missing.pth"), "--port", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("asteroid-unet: error:") and "missing.pth" in err and "\n" not in err
+
+
+def test_the_space_pins_the_gradio_this_page_is_tested_with():
+    from importlib.metadata import version
+
+    assert version("gradio") == app.GRADIO_VERSION
