@@ -17,7 +17,7 @@ import shutil
 import threading
 import zipfile
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page works offline
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -105,7 +105,8 @@ class Sessions:
 
 
 def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: str, sessions: Sessions,
-                  max_seconds: Optional[float] = None, device: Optional[str] = None) -> Result:
+                  max_seconds: Optional[float] = None, device: Optional[str] = None,
+                  progress: Callable[..., None] = lambda *args, **kwargs: None) -> Result:
     """Separate ``song`` into the session's folder; a failure gives a one-line message, not an exception.
 
     Args:
@@ -116,6 +117,8 @@ def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: 
         sessions: the :class:`Sessions` registry.
         max_seconds: longest input accepted (None: no limit).
         device: ``cpu`` or ``cuda`` (None: the model's).
+        progress: called as ``progress(fraction, desc=...)`` between steps (``gr.Progress``); the
+            separation itself reports through its tqdm bar.
     """
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
@@ -131,7 +134,10 @@ def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: 
             if max_seconds is not None and seconds > max_seconds:
                 raise ValueError(f"{seconds:.0f} s long; this page accepts songs up to {max_seconds:g} s")
             mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
-        stems = separate_file(song, work, cached_model(model), fmt=fmt, force=True, device=device)
+        progress(0, desc="loading the model")
+        loaded = cached_model(model)
+        stems = separate_file(song, work, loaded, fmt=fmt, force=True, device=device)
+        progress(1, desc="drawing spectrograms")
         archive = zip_stems(stems, work / f"{stems['vocals'].parent.name}.zip")
         pictures = render_spectrograms({"mix": mix, **stems}, work / "spectrograms")
         return Result(f"Separated {song.name} ({seconds:.1f} s).", {"mix": mix, **stems}, archive, pictures)
@@ -213,8 +219,8 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
         except ValueError as err:
             result = Result(f"Error: {err}", {}, None, {})
         else:
-            progress(0, desc="loading the model")
-            result = separate_song(upload or recording, spec, fmt, request.session_hash, sessions, max_seconds, device)
+            result = separate_song(upload or recording, spec, fmt, request.session_hash, sessions, max_seconds, device,
+                                   progress)
         players = [result.players.get(name) for name in SHOWN]
         pictures = [result.spectrograms.get(name) for name in SHOWN]
         files = [*players[1:], result.archive] if result.archive else None
@@ -251,7 +257,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
         upload.upload(lambda: None, outputs=recording)  # the newest song wins
         recording.stop_recording(lambda: None, outputs=upload)
         button.click(run, [upload, recording, picker, fmt], [status, *players, *pictures, files],
-                     concurrency_id="separate")
+                     concurrency_id="separate", show_progress_on=[players[0], pictures[0]])
         page.unload(end_session)
     return page
 
