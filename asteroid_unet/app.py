@@ -77,13 +77,18 @@ class Sessions:
     def folder(self, session: str) -> Path:
         return self.root / re.sub(r"[^\w-]", "_", session)
 
-    def begin(self, session: str, upload: Path) -> bool:
+    def hold(self, session: str, upload: Optional[str]) -> None:
+        """Note a file the session uploaded or recorded, to delete with it."""
+        if upload:
+            with self._lock:
+                self._uploads.setdefault(session, set()).add(Path(upload))
+
+    def begin(self, session: str) -> bool:
         """Mark ``session`` busy; False when a job of it is still running."""
         with self._lock:
             if session in self._busy:
                 return False
             self._busy.add(session)
-            self._uploads.setdefault(session, set()).add(Path(upload))
             return True
 
     def end(self, session: str) -> None:
@@ -123,7 +128,8 @@ def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: 
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
     song = Path(song)
-    if not sessions.begin(session, song):
+    sessions.hold(session, song)
+    if not sessions.begin(session):
         return Result("A song is still being separated in this tab: wait for it to finish.", {}, None, {})
     work = sessions.folder(session)
     try:
@@ -176,11 +182,12 @@ def as_str(paths: Sequence[Optional[Path]]) -> List[Optional[str]]:
 
 
 def model_choices(default: Optional[str]) -> List[Tuple[str, str]]:
-    """Picker entries ``(label, value)``: the served model first, then the packaged names."""
-    choices = [(name, name) for name in packaged_models()]
-    if default is not None and default not in packaged_models():
-        choices.insert(0, (Path(default).name if Path(default).exists() else default, default))
-    return choices
+    """Picker entries ``(label, value)``: the served model first, then the other packaged names."""
+    names = [name for name in packaged_models() if name != default]
+    if default is None:
+        return [(name, name) for name in names]
+    label = Path(default).name if Path(default).exists() else default
+    return [(label, default)] + [(name, name) for name in names]
 
 
 def resolve_choice(choice: Optional[str], allowed: Sequence[str], hub: bool) -> Optional[str]:
@@ -226,6 +233,11 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
         files = [*players[1:], result.archive] if result.archive else None
         return [result.message, *as_str(players), *as_str(pictures), as_str(files) if files else None]
 
+    def keep(path, request: gr.Request):
+        sessions.hold(request.session_hash, path)
+        ready = f"{Path(path).name}: ready, press **Separate**." if path else ""
+        return None, ready  # clears the other input: the newest song wins
+
     def end_session(request: gr.Request):
         sessions.close(request.session_hash)
 
@@ -254,8 +266,8 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
                         pictures.append(gr.Image(label=f"{name.capitalize()} spectrogram", type="filepath",
                                                  interactive=False, elem_id=f"spec-{name}", scale=3, show_label=False,
                                                  buttons=["fullscreen"]))
-        upload.upload(lambda: None, outputs=recording)  # the newest song wins
-        recording.stop_recording(lambda: None, outputs=upload)
+        upload.upload(keep, upload, [recording, status])
+        recording.stop_recording(keep, recording, [upload, status])
         button.click(run, [upload, recording, picker, fmt], [status, *players, *pictures, files],
                      concurrency_id="separate", show_progress_on=[players[0], pictures[0]])
         page.unload(end_session)

@@ -87,7 +87,7 @@ def test_longest_input_is_an_option(tmp_path, model_file, sessions):
 
 def test_one_job_per_session_at_a_time(tmp_path, model_file, sessions):
     song = noise_file(tmp_path / "a.wav")
-    assert sessions.begin("abc", song)  # a job of this session is running
+    assert sessions.begin("abc")  # a job of this session is running
     busy = app.separate_song(str(song), model_file, "wav", "abc", sessions)
     assert busy.message.startswith("A song is still being separated in this tab") and not busy.players
     assert app.separate_song(str(song), model_file, "wav", "other", sessions).players  # other sessions go on
@@ -99,10 +99,12 @@ def test_closing_a_session_deletes_its_files_but_not_an_upload_another_session_h
     uploads = tmp_path / "gradio" / "0123abcd"
     uploads.mkdir(parents=True)
     shared, own = noise_file(uploads / "shared.wav"), noise_file(tmp_path / "gradio" / "own.wav")
+    never_separated = noise_file(tmp_path / "gradio" / "dropped.wav")
+    sessions.hold("a", str(never_separated))
     for session, song in (("a", shared), ("a", own), ("b", shared)):
         assert app.separate_song(str(song), model_file, "wav", session, sessions).players
     sessions.close("a")
-    assert not sessions.folder("a").exists() and not own.exists()
+    assert not sessions.folder("a").exists() and not own.exists() and not never_separated.exists()
     assert shared.exists() and sessions.folder("b").exists()
     sessions.close("b")
     assert not shared.exists() and not uploads.exists() and not sessions.folder("b").exists()
@@ -143,6 +145,7 @@ def test_spectrograms_share_one_colour_scale(tmp_path):
 
 def test_model_choices_and_what_the_picker_may_load(tmp_path, model_file):
     assert app.model_choices(None) == [("default", "default")]
+    assert app.model_choices("default") == [("default", "default")]
     assert app.model_choices(model_file) == [("tiny.pth", model_file), ("default", "default")]
     allowed = [value for _, value in app.model_choices(model_file)]
     assert app.resolve_choice("default", allowed, hub=False) is None  # the packaged weights

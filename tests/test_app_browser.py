@@ -97,7 +97,7 @@ def upload_and_separate(driver, url, path, seconds=300) -> str:
     driver.get(url)
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
     driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
-    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload a[download]"), message="upload")
+    wait_for(driver, lambda d: d.find_element(By.ID, "status").text.startswith(f"{path.name}: ready"), message="upload")
     driver.find_element(By.ID, "separate").click()
     return wait_for(driver, lambda d: (lambda t: t if t.startswith(("Separated", "Error")) else None)(
         d.find_element(By.ID, "status").text.strip()), seconds, "separation")
@@ -196,3 +196,15 @@ def test_a_bad_file_gives_one_line_in_the_page(server, browser, tmp_path):
     assert "Traceback" not in browser.page_source
     assert not browser.find_elements(By.CSS_SELECTOR, "#vocals a[data-testid=download-link]")
     assert off_page_requests(browser, server["url"]) == []
+
+
+def test_an_upload_left_unseparated_goes_with_its_tab(server, browser, tmp_path):
+    song = tmp_path / "dropped.wav"
+    sf.write(str(song), [[0.0, 0.0]] * 4410, 44100)
+    browser.get(server["url"])
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(song))
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").text == f"{song.name}: ready, press Separate.")
+    assert list(server["cache"].rglob(song.name))
+    browser.get("about:blank")
+    wait_for(browser, lambda d: not list(server["cache"].rglob(song.name)), 60, "upload deleted")
