@@ -22,7 +22,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page works offline
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from asteroid_unet.audio import AUDIO_EXTENSIONS, AtomicWriter, AudioReader  # noqa: E402  (absolute imports: this file also runs as a Space's app.py)
+# Absolute imports: this file also runs on its own, as a Space's app.py.
+from asteroid_unet.audio import AUDIO_EXTENSIONS, AtomicWriter, AudioReader  # noqa: E402
 from asteroid_unet.separate import separate_file  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.weights import load_model  # noqa: E402
