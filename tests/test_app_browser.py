@@ -4,6 +4,7 @@ The app runs as ``asteroid-unet app`` on 127.0.0.1; the page must work offline (
 to that address), separate a real song as ``separate_file`` does, byte for byte, show a bad file's
 one-line message, and delete a session's files when its tab goes away.
 
+Chromium's fake microphone (a beep) records a song as well.
 ``ASTEROID_UNET_SCREENSHOT=docs/app.png`` also saves the page's picture there (as in the README).
 """
 import io
@@ -33,7 +34,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--window-size=1400,1000")
+                  "--disable-dev-shm-usage", "--window-size=1400,1000",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")  # a beeping microphone
 
 
 def free_port() -> int:
@@ -98,6 +100,11 @@ def upload_and_separate(driver, url, path, seconds=300) -> str:
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
     driver.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
     wait_for(driver, lambda d: d.find_element(By.ID, "status").text.startswith(f"{path.name}: ready"), message="upload")
+    return separate(driver, seconds)
+
+
+def separate(driver, seconds=300) -> str:
+    """Press Separate; returns the status line once the job ended."""
     driver.find_element(By.ID, "separate").click()
     return wait_for(driver, lambda d: (lambda t: t if t.startswith(("Separated", "Error")) else None)(
         d.find_element(By.ID, "status").text.strip()), seconds, "separation")
@@ -208,3 +215,21 @@ def test_an_upload_left_unseparated_goes_with_its_tab(server, browser, tmp_path)
     assert list(server["cache"].rglob(song.name))
     browser.get("about:blank")
     wait_for(browser, lambda d: not list(server["cache"].rglob(song.name)), 60, "upload deleted")
+
+
+def test_record_a_song_with_the_microphone(server, browser):
+    browser.get(server["url"])
+    record = "//*[@id='record']//button[contains(., '{}')]"
+    wait_for(browser, lambda d: d.find_elements(By.XPATH, record.format("Record")))
+    browser.find_element(By.XPATH, record.format("Record")).click()
+    wait_for(browser, lambda d: d.find_elements(By.XPATH, record.format("Stop")))
+    time.sleep(2)
+    browser.find_element(By.XPATH, record.format("Stop")).click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").text.endswith(": ready, press Separate."))
+    status = separate(browser, 120)
+    seconds = float(status.rsplit("(", 1)[1].split(" s)")[0])
+    assert status.startswith("Separated") and seconds >= 1.5
+    link = browser.find_element(By.CSS_SELECTOR, "#vocals a[data-testid=download-link]").get_attribute("href")
+    info = sf.info(io.BytesIO(urllib.request.urlopen(link).read()))
+    assert abs(info.duration - seconds) < 0.05
+    assert off_page_requests(browser, server["url"]) == []
