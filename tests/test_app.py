@@ -168,3 +168,12 @@ def test_the_space_pins_the_gradio_this_page_is_tested_with():
     from importlib.metadata import version
 
     assert version("gradio") == app.GRADIO_VERSION
+
+
+def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("asteroid-unet: error: the web page needs the [app] extra") and "\n" not in err
