@@ -182,20 +182,23 @@ def as_str(paths: Sequence[Optional[Path]]) -> List[Optional[str]]:
     return [None if p is None else str(p) for p in paths]
 
 
-def model_choices(default: Optional[str]) -> List[Tuple[str, str]]:
-    """Picker entries ``(label, value)``: the served model first, then the other packaged names."""
-    names = [name for name in packaged_models() if name != default]
-    if default is None:
-        return [(name, name) for name in names]
-    label = Path(default).name if Path(default).exists() else default
-    return [(label, default)] + [(name, name) for name in names]
+def model_choices(default: Optional[str]) -> Dict[str, Optional[str]]:
+    """Picker names -> what :func:`cached_model` loads: the served model first, then the packaged ones.
+
+    The page shows names only: a served file appears under its file name, not its server path.
+    """
+    packaged = packaged_models()
+    first = next(iter(packaged)) if default is None else default
+    if first in packaged:
+        return {first: packaged[first], **packaged}
+    return {Path(first).name if Path(first).exists() else first: first, **packaged}
 
 
-def resolve_choice(choice: Optional[str], allowed: Sequence[str], hub: bool) -> Optional[str]:
-    """What to load for a picker value: a listed entry, or a Hub repo id when ``hub``; else ValueError."""
+def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub: bool) -> Optional[str]:
+    """What to load for a picker value: a listed name, or a Hub repo id when ``hub``; else ValueError."""
     choice = (choice or "").strip()
-    if choice in allowed:
-        return packaged_models().get(choice, choice)
+    if choice in choices:
+        return choices[choice]
     if hub and HUB_ID.match(choice) and not Path(choice).exists():
         return choice
     raise ValueError(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
@@ -218,12 +221,11 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
     hub = (os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")) if hub is None else hub
     sessions = Sessions(work_root or Path(get_upload_folder()) / "asteroid-unet")
     choices = model_choices(model)
-    allowed = [value for _, value in choices]
     limit = f" up to {max_seconds / 60:g} min" if max_seconds else ""
 
     def run(upload, recording, choice, fmt, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         try:
-            spec = resolve_choice(choice, allowed, hub)
+            spec = resolve_choice(choice, choices, hub)
         except ValueError as err:
             result = Result(f"Error: {err}", {}, None, {})
         else:
@@ -252,8 +254,9 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
                 upload = gr.File(label="Song (wav, flac, ogg, mp3, m4a, MUSDB .stem.mp4, ...)", type="filepath",
                                  file_types=sorted(AUDIO_EXTENSIONS), elem_id="upload", height=120)
                 recording = gr.Audio(label="or record one", sources=["microphone"], type="filepath", elem_id="record")
-                picker = gr.Dropdown(choices=choices, value=allowed[0], label="Model", allow_custom_value=hub,
-                                     info="a listed model" + (", or a Hugging Face repo id (org/name)" if hub else ""))
+                hint = "a listed model" + (", or a Hugging Face repo id (org/name)" if hub else "")
+                picker = gr.Dropdown(choices=list(choices), value=next(iter(choices)), label="Model",
+                                     allow_custom_value=hub, info=hint)
                 fmt = gr.Radio(list(STEM_FORMATS), value="wav", label="Stem format")
                 button = gr.Button("Separate", variant="primary", elem_id="separate")
                 status = gr.Markdown(elem_id="status")

@@ -144,18 +144,18 @@ def test_spectrograms_share_one_colour_scale(tmp_path):
 
 
 def test_model_choices_and_what_the_picker_may_load(tmp_path, model_file):
-    assert app.model_choices(None) == [("default", "default")]
-    assert app.model_choices("default") == [("default", "default")]
-    assert app.model_choices(model_file) == [("tiny.pth", model_file), ("default", "default")]
-    allowed = [value for _, value in app.model_choices(model_file)]
-    assert app.resolve_choice("default", allowed, hub=False) is None  # the packaged weights
-    assert app.resolve_choice(model_file, allowed, hub=False) == model_file
-    assert app.resolve_choice("org/name@v1", allowed, hub=True) == "org/name@v1"
+    assert app.model_choices(None) == {"default": None}  # the packaged weights
+    assert app.model_choices("default") == {"default": None}
+    choices = app.model_choices(model_file)
+    assert choices == {"tiny.pth": model_file, "default": None}  # the page sees a name, not the server path
+    assert app.resolve_choice("default", choices, hub=False) is None
+    assert app.resolve_choice("tiny.pth", choices, hub=False) == model_file
+    assert app.resolve_choice("org/name@v1", choices, hub=True) == "org/name@v1"
     with pytest.raises(ValueError, match="not a model of this page"):
-        app.resolve_choice("org/name", allowed, hub=False)
-    for server_path in ("/etc/passwd", "../tiny.pth", str(tmp_path)):  # typed paths never reach torch.load
+        app.resolve_choice("org/name", choices, hub=False)
+    for server_path in ("/etc/passwd", "../tiny.pth", model_file, str(tmp_path)):  # typed paths never reach torch.load
         with pytest.raises(ValueError, match="not a model of this page"):
-            app.resolve_choice(server_path, allowed, hub=True)
+            app.resolve_choice(server_path, choices, hub=True)
 
 
 def test_app_command_refuses_a_bad_model_in_one_line(tmp_path, capsys):
