@@ -288,7 +288,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
                         help="default: %(default)s")
     parser.add_argument("--max-seconds", type=float, default=SPACE_MAX_SECONDS if os.environ.get("SPACE_ID") else None,
-                        help=f"longest song accepted (default: no limit; {SPACE_MAX_SECONDS:g} on a Hugging Face Space)")
+                        help=f"longest song accepted (default: no limit; {SPACE_MAX_SECONDS:g} on a Space)")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cpu")
     parser.add_argument("--no-hub", action="store_true", help="offer only the listed models, no Hub repo ids")
     return parser

@@ -36,7 +36,7 @@ def noise_file(path, seconds=1.0, rate=22050, channels=2, **kw):
 def test_separate_song_gives_the_cli_stems_a_zip_and_three_spectrograms(tmp_path, model_file, sessions):
     song = noise_file(tmp_path / "my song.wav")
     steps = []
-    result = app.separate_song(str(song), model_file, "wav", "abc", sessions, progress=lambda f, desc: steps.append(desc))
+    result = app.separate_song(str(song), model_file, "wav", "abc", sessions, progress=lambda _, desc: steps.append(desc))
     assert result.message == "Separated my song.wav (1.0 s)."
     assert steps == ["loading the model", "drawing spectrograms"]
     assert result.players["mix"] == song  # browsers play wav: no copy
