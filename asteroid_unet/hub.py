@@ -7,12 +7,18 @@ Folder layout (what ``BaseModel.from_pretrained("org/name")`` downloads is ``pyt
     training_config.yaml   the configuration the model was trained with
     results.json           the evaluation summary (when given)
     hyperparams.yaml       the SpeechBrain interface (``UNetSeparator.from_hparams``) over the same weights
+    app.py                 the web page (``asteroid_unet/app.py``), serving these weights as a Gradio Space
+    requirements.txt       what a Space pip-installs for it; packages.txt: what it apt-installs (ffmpeg)
+
+The model card's front matter carries the Space metadata too (``sdk: gradio``, ``app_file: app.py``),
+so the same folder uploads as a model repo or as a Space.
 
 Command line::
 
     python -m asteroid_unet.hub export --model exp/best_model.pth --out exp/hub \\
         --results exp/eval/summary.json --config exp/conf.yaml --repo-id org/unet-musdb18
     python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18
+    python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18-demo --space
 """
 import argparse
 import json
@@ -22,18 +28,21 @@ from typing import Mapping, Optional, Sequence
 
 import yaml
 
+from . import __version__
 from .evaluate import markdown_table
 from .weights import load_package
 
 MODEL_FILE = "pytorch_model.bin"
 HPARAMS_FILE = "hyperparams.yaml"
 CONFIG_FILE = "training_config.yaml"
+APP_FILE = "app.py"
+APP_REQUIREMENT = f"asteroid-unet[app]=={__version__}"
 TAGS = ("asteroid", "audio", "audio-to-audio", "source-separation", "music-source-separation", "singing-voice")
 
 
 def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None, dataset: str = "musdb18",
                license: str = "cc-by-nc-sa-4.0") -> str:
-    """The README.md text: Hub front matter, usage, model arguments and the evaluation table."""
+    """The README.md text: Hub and Space front matter, usage, model arguments and the evaluation table."""
     args = package["model_args"]
     spleeter = bool(args.get("spleeter_layers"))
     if spleeter:  # Deezer's weights, trained on Deezer's private catalogue
@@ -41,6 +50,7 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
     meta = {"library_name": "asteroid", "tags": list(TAGS), "license": license}
     if dataset:
         meta["datasets"] = [dataset]
+    meta.update(space_metadata(repo_id))
     front = yaml.safe_dump(meta, sort_keys=False)
     if spleeter:
         about = ("Deezer's pretrained Spleeter U-Net (MIT licence, Copyright (c) 2019-present Deezer), converted from "
@@ -103,8 +113,25 @@ def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None
     return "\n".join(lines)
 
 
+def space_metadata(repo_id: str) -> dict:
+    """The front matter keys of a Gradio Space running ``app.py``."""
+    from .app import GRADIO_VERSION
+
+    return {"title": repo_id.split("/")[-1], "sdk": "gradio", "sdk_version": GRADIO_VERSION,
+            "python_version": "3.11", "app_file": APP_FILE, "pinned": False}
+
+
+def write_space_files(out: Path, requirement: str) -> None:
+    """The page's ``app.py`` (this package's own), ``requirements.txt`` and ``packages.txt``."""
+    from . import app
+
+    shutil.copyfile(app.__file__, out / APP_FILE)
+    (out / "requirements.txt").write_text(requirement + "\n")
+    (out / "packages.txt").write_text("ffmpeg\n")  # decodes m4a, mp4 and other formats libsndfile cannot
+
+
 def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None, config_path=None,
-           dataset: str = "musdb18", license: str = "cc-by-nc-sa-4.0") -> Path:
+           dataset: str = "musdb18", license: str = "cc-by-nc-sa-4.0", requirement: str = APP_REQUIREMENT) -> Path:
     """Write the Hub folder for the package at ``model_path`` into ``out_dir``; returns ``out_dir``.
 
     Files already in ``out_dir`` (for example the SpeechBrain interface) are kept.
@@ -116,6 +143,8 @@ def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None,
         summary: evaluation summary (:func:`asteroid_unet.evaluate.summarize`), or None.
         config_path: the training config (yaml) to include, or None.
         dataset, license: Hub metadata. Defaults ``musdb18`` and ``cc-by-nc-sa-4.0`` (MUSDB18's terms).
+        requirement: the line of the Space's ``requirements.txt`` that installs this package with its
+            ``[app]`` extra (a version, a wheel URL or ``git+https://...``).
     """
     package = load_package(model_path)
     if "/" not in repo_id:
@@ -129,6 +158,7 @@ def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None,
     if summary:
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_speechbrain_files(out)
+    write_space_files(out, requirement)
     return out
 
 
@@ -173,19 +203,22 @@ def write_speechbrain_files(out_dir) -> Path:
 
 
 def upload_folder(folder, repo_id: str, token: Optional[str] = None, private: bool = False,
-                  commit_message: str = "Upload asteroid-unet model") -> str:
-    """Create the model repo if needed and push ``folder`` with ``huggingface_hub.upload_folder``.
+                  commit_message: str = "Upload asteroid-unet model", space: bool = False) -> str:
+    """Create the repo if needed and push ``folder`` with ``huggingface_hub.upload_folder``.
 
     Returns the commit URL. Needs a token (argument, ``HF_TOKEN`` or ``huggingface-cli login``).
+    ``space=True`` pushes it as a Gradio Space (the web page over these weights) instead of a model repo.
     """
     import huggingface_hub
 
     folder = Path(folder)
-    missing = [f for f in (MODEL_FILE, "README.md") if not (folder / f).is_file()]
+    missing = [f for f in (MODEL_FILE, "README.md", *([APP_FILE] if space else [])) if not (folder / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} is not an exported model folder: missing {missing}")
-    huggingface_hub.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
-    commit = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+    repo_type = "space" if space else "model"
+    extra = {"space_sdk": "gradio"} if space else {}
+    huggingface_hub.create_repo(repo_id, token=token, private=private, repo_type=repo_type, exist_ok=True, **extra)
+    commit = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type=repo_type,
                                            token=token, commit_message=commit_message)
     return str(getattr(commit, "commit_url", commit))
 
@@ -201,18 +234,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     exp.add_argument("--config", help="training config yaml")
     exp.add_argument("--dataset", default="musdb18")
     exp.add_argument("--license", default="cc-by-nc-sa-4.0")
+    exp.add_argument("--requirement", default=APP_REQUIREMENT, help="the Space's pip line for this package")
     up = sub.add_parser("upload", help="push an exported folder to the Hub")
     up.add_argument("--folder", required=True)
     up.add_argument("--repo-id", required=True)
     up.add_argument("--private", action="store_true")
+    up.add_argument("--space", action="store_true", help="push as a Gradio Space (the web page) instead of a model")
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
             summary = json.loads(Path(args.results).read_text()) if args.results else None
-            out = export(args.model, args.out, args.repo_id, summary, args.config, args.dataset, args.license)
+            out = export(args.model, args.out, args.repo_id, summary, args.config, args.dataset, args.license,
+                         args.requirement)
             print(f"Exported {args.model} to {out}")
         else:
-            print(upload_folder(args.folder, args.repo_id, private=args.private))
+            print(upload_folder(args.folder, args.repo_id, private=args.private, space=args.space))
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"error: {err}\n")
 

@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,7 +31,8 @@ def exported(tmp_path, small_model):
 def test_export_layout_and_model_card(exported):
     _, folder = exported
     assert sorted(p.name for p in folder.iterdir()) == [
-        "NOTES.md", "README.md", "hyperparams.yaml", "pytorch_model.bin", "results.json", "training_config.yaml"]
+        "NOTES.md", "README.md", "app.py", "hyperparams.yaml", "packages.txt", "pytorch_model.bin", "requirements.txt",
+        "results.json", "training_config.yaml"]
     assert "!new:asteroid_unet.UNet" in (folder / "hyperparams.yaml").read_text()  # the SpeechBrain interface
     card = (folder / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
@@ -66,6 +69,27 @@ def test_export_rejects_bad_input(tmp_path, small_model):
         hub.export(good, tmp_path / "out", "noslash")
 
 
+def test_export_writes_a_space_that_serves_its_own_weights(exported):
+    import subprocess
+    import sys
+
+    import asteroid_unet.app
+
+    _, folder = exported
+    front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
+    assert front["sdk_version"] == asteroid_unet.app.GRADIO_VERSION
+    assert front["library_name"] == "asteroid"  # still a model card
+    assert (folder / "app.py").read_text() == Path(asteroid_unet.app.__file__).read_text()
+    assert (folder / "requirements.txt").read_text() == "asteroid-unet[app]==0.1.0\n"
+    assert (folder / "packages.txt").read_text() == "ffmpeg\n"
+    # As a Space runs it (python app.py, in the folder), its default model is the folder's own weights.
+    out = subprocess.run([sys.executable, "app.py", "--help"], cwd=folder, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "COLUMNS": "400"})
+    assert out.returncode == 0, out.stderr
+    assert f"(default: {folder / 'pytorch_model.bin'})" in " ".join(out.stdout.split())
+
+
 def test_upload_calls_hub_with_the_folder(exported, monkeypatch):
     import huggingface_hub
 
@@ -94,3 +118,18 @@ def test_cli_export(tmp_path, small_model):
     with pytest.raises(SystemExit) as exit_info:
         hub.main(["export", "--model", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "o"), "--repo-id", "a/b"])
     assert exit_info.value.code == 1
+
+
+def test_upload_as_space(exported, monkeypatch):
+    import huggingface_hub
+
+    calls = {}
+    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **kw: calls.setdefault("create", kw))
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kw: calls.setdefault("upload", kw) and "url")
+    _, folder = exported
+    hub.upload_folder(folder, "someone/unet-demo", token="t0k", space=True)
+    assert calls["create"]["repo_type"] == "space" and calls["create"]["space_sdk"] == "gradio"
+    assert calls["upload"]["repo_type"] == "space"
+    (folder / "app.py").unlink()
+    with pytest.raises(FileNotFoundError, match="app.py"):
+        hub.upload_folder(folder, "someone/unet-demo", space=True)

@@ -1,0 +1,180 @@
+"""The web page's functions, called directly (the browser test drives the page itself)."""
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from asteroid_unet import app
+from asteroid_unet.audio import AudioReader
+from asteroid_unet.cli import main
+from asteroid_unet.separate import separate_file
+from asteroid_unet.spectrogram import render_spectrograms, spectrogram_db
+
+
+@pytest.fixture
+def model_file(tmp_path, small_model):
+    path = tmp_path / "tiny.pth"
+    torch.save(small_model.serialize(), path)
+    return str(path)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    return app.Sessions(tmp_path / "work")
+
+
+def noise_file(path, seconds=1.0, rate=22050, channels=2, **kw):
+    data = np.random.default_rng(0).standard_normal((int(seconds * rate), channels)).astype(np.float32) * 0.1
+    sf.write(str(path), data, rate, **kw)
+    return path
+
+
+def test_separate_song_gives_the_cli_stems_a_zip_and_three_spectrograms(tmp_path, model_file, sessions):
+    song = noise_file(tmp_path / "my song.wav")
+    steps = []
+    result = app.separate_song(str(song), model_file, "wav", "abc", sessions, progress=lambda _, desc: steps.append(desc))
+    assert result.message == "Separated my song.wav (1.0 s)."
+    assert steps == ["loading the model", "drawing spectrograms"]
+    assert result.players["mix"] == song  # browsers play wav: no copy
+    reference = separate_file(song, tmp_path / "ref", model_file)
+    for name in ("vocals", "accompaniment"):
+        assert result.players[name].read_bytes() == reference[name].read_bytes()
+        assert result.players[name].is_relative_to(sessions.folder("abc"))
+    with zipfile.ZipFile(result.archive) as archive:
+        assert sorted(archive.namelist()) == ["my song/accompaniment.wav", "my song/vocals.wav"]
+        assert archive.read("my song/vocals.wav") == reference["vocals"].read_bytes()
+    sizes = {Image.open(p).size for p in result.spectrograms.values()}
+    assert sorted(result.spectrograms) == ["accompaniment", "mix", "vocals"] and len(sizes) == 1
+
+
+def test_flac_stems_and_a_playable_copy_of_a_format_browsers_do_not_play(tmp_path, model_file, sessions):
+    song = noise_file(tmp_path / "take.aiff", rate=16000, channels=1)
+    result = app.separate_song(str(song), model_file, "flac", "abc", sessions)
+    mix = result.players["mix"]
+    assert mix.suffix == ".flac" and mix.is_relative_to(sessions.folder("abc"))
+    copied, rate = sf.read(str(mix), dtype="float32")
+    original, _ = sf.read(str(song), dtype="float32")
+    assert rate == 16000 and np.abs(copied - original).max() < 1e-4  # 16-bit FLAC of the decoded song
+    for name in ("vocals", "accompaniment"):
+        info = sf.info(str(result.players[name]))
+        assert info.format == "FLAC" and info.samplerate == 16000 and info.channels == 1 and info.frames == 16000
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not audio at all" * 40])
+def test_bad_files_give_the_cli_message_in_one_line(tmp_path, model_file, sessions, capsys, content):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(content)
+    assert main(["separate", str(bad), "-o", str(tmp_path / "out"), "--model", model_file]) == 1
+    cli_line = capsys.readouterr().err.strip()
+    reason = cli_line.split(f"{bad}: ", 1)[1]
+    result = app.separate_song(str(bad), model_file, "wav", "abc", sessions)
+    assert result.message == f"Error: broken.wav: {reason}"
+    assert "\n" not in result.message and not result.players and result.archive is None
+    assert not sessions.folder("abc").exists()
+
+
+def test_longest_input_is_an_option(tmp_path, model_file, sessions):
+    song = noise_file(tmp_path / "long.wav", seconds=2.0)
+    result = app.separate_song(str(song), model_file, "wav", "abc", sessions, max_seconds=1.5)
+    assert result.message == "Error: long.wav: 2 s long; this page accepts songs up to 1.5 s"
+    assert not result.players
+    assert app.separate_song(str(song), model_file, "wav", "abc", sessions, max_seconds=2.5).players
+
+
+def test_one_job_per_session_at_a_time(tmp_path, model_file, sessions):
+    song = noise_file(tmp_path / "a.wav")
+    assert sessions.begin("abc")  # a job of this session is running
+    busy = app.separate_song(str(song), model_file, "wav", "abc", sessions)
+    assert busy.message.startswith("A song is still being separated in this tab") and not busy.players
+    assert app.separate_song(str(song), model_file, "wav", "other", sessions).players  # other sessions go on
+    sessions.end("abc")
+    assert app.separate_song(str(song), model_file, "wav", "abc", sessions).players
+
+
+def test_closing_a_session_deletes_its_files_but_not_an_upload_another_session_holds(tmp_path, model_file, sessions):
+    uploads = tmp_path / "gradio" / "0123abcd"
+    uploads.mkdir(parents=True)
+    shared, own = noise_file(uploads / "shared.wav"), noise_file(tmp_path / "gradio" / "own.wav")
+    never_separated = noise_file(tmp_path / "gradio" / "dropped.wav")
+    sessions.hold("a", str(never_separated))
+    for session, song in (("a", shared), ("a", own), ("b", shared)):
+        assert app.separate_song(str(song), model_file, "wav", session, sessions).players
+    sessions.close("a")
+    assert not sessions.folder("a").exists() and not own.exists() and not never_separated.exists()
+    assert shared.exists() and sessions.folder("b").exists()
+    sessions.close("b")
+    assert not shared.exists() and not uploads.exists() and not sessions.folder("b").exists()
+
+
+def test_no_song():
+    result = app.separate_song(None, None, "wav", "abc", app.Sessions(Path("/nonexistent")))
+    assert result.message == "Upload or record a song first." and not result.players
+
+
+def test_spectrogram_blocks_levels_and_frequencies(tmp_path):
+    rate = 16000
+    t = np.arange(3 * rate) / rate
+    tone = np.stack([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 1000 * t)], 1).astype(np.float32)
+    sf.write(str(tmp_path / "loud.wav"), tone, rate, subtype="FLOAT")
+    sf.write(str(tmp_path / "quiet.wav"), 0.1 * tone, rate, subtype="FLOAT")
+    with AudioReader(tmp_path / "loud.wav") as reader:
+        whole = spectrogram_db(reader, columns=100, block_columns=1000)
+        blocks = spectrogram_db(reader, columns=100, block_columns=7)  # bounded memory, same picture
+    with AudioReader(tmp_path / "quiet.wav") as reader:
+        quiet = spectrogram_db(reader, columns=100)
+    assert whole.shape == (1025, 100)
+    audible = whole > whole.max() - 60  # below that, float32 rounding noise of a pure tone
+    np.testing.assert_allclose(blocks[audible], whole[audible], atol=0.01)
+    assert np.all(whole[:, 5:-5].argmax(0) == 128)  # 1000 Hz = bin 128 of a 2048-point FFT at 16 kHz
+    np.testing.assert_allclose((whole - quiet)[128, 5:-5], 20.0, atol=1e-3)
+
+
+def test_spectrograms_share_one_colour_scale(tmp_path):
+    """A stem 40 dB below the mix is drawn darker than it, not stretched to the same brightness."""
+    mix = noise_file(tmp_path / "mix.wav", seconds=2.0)
+    data, rate = sf.read(str(mix), dtype="float32")
+    sf.write(str(tmp_path / "quiet.wav"), data * 0.01, rate, subtype="FLOAT")
+    pictures = render_spectrograms({"mix": mix, "quiet": tmp_path / "quiet.wav"}, tmp_path / "png")
+    brightness = {name: np.asarray(Image.open(p).convert("L"), dtype=float).mean() for name, p in pictures.items()}
+    assert brightness["quiet"] < brightness["mix"] - 20
+
+
+def test_model_choices_and_what_the_picker_may_load(tmp_path, model_file):
+    packaged = {"spleeter-2stems": "spleeter-2stems", "paper": "paper"}  # the default model first
+    assert app.model_choices(None) == packaged and list(app.model_choices(None)) == list(packaged)
+    assert list(app.model_choices("paper")) == ["paper", "spleeter-2stems"]
+    choices = app.model_choices(model_file)
+    assert choices == {"tiny.pth": model_file, **packaged}  # the page sees a name, not the server path
+    assert app.resolve_choice("paper", choices, hub=False) == "paper"
+    assert app.resolve_choice("tiny.pth", choices, hub=False) == model_file
+    assert app.resolve_choice("org/name@v1", choices, hub=True) == "org/name@v1"
+    with pytest.raises(ValueError, match="not a model of this page"):
+        app.resolve_choice("org/name", choices, hub=False)
+    for server_path in ("/etc/passwd", "../tiny.pth", model_file, str(tmp_path)):  # typed paths never reach torch.load
+        with pytest.raises(ValueError, match="not a model of this page"):
+            app.resolve_choice(server_path, choices, hub=True)
+
+
+def test_app_command_refuses_a_bad_model_in_one_line(tmp_path, capsys):
+    assert main(["app", "--model", str(tmp_path / "missing.pth"), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("asteroid-unet: error:") and "missing.pth" in err and "\n" not in err
+
+
+def test_the_space_pins_the_gradio_this_page_is_tested_with():
+    from importlib.metadata import version
+
+    assert version("gradio") == app.GRADIO_VERSION
+
+
+def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("asteroid-unet: error: the web page needs the [app] extra") and "\n" not in err
