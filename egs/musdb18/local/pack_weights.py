@@ -5,7 +5,7 @@ Reads an Asteroid package (``best_model.pth`` of train.py) or a Lightning checkp
 ``UNet.serialize()`` dict with every floating tensor in float16 (about 20 MB instead of 40);
 ``asteroid_unet.load_model`` / ``UNet.from_pretrained`` cast it back to float32 on load.
 
-    python local/pack_weights.py --model exp/default_weights/best_model.pth \
+    python local/pack_weights.py --model exp/minimal/best_model.pth \
         --out ../../asteroid_unet/weights/unet_default.pth
 """
 import argparse
