@@ -41,7 +41,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -57,17 +57,18 @@ TRACKS = ("80s Rock", "Falcon 69", "clips-8k")
 GOALS = {"80s Rock": (1.77, 11.56, 4.68), "Falcon 69": (0.97, 6.84, 7.21), "clips-8k": (0.42, 6.86, 10.22)}
 
 
-def load_tracks(data: Path = DATA) -> Dict[str, dict]:
-    """``{name: {"rate": int, "refs": {"vocals": (n, 2), "accompaniment": (n, 2)}}}`` float64."""
+def load_track(name: str, data: Path = DATA) -> dict:
+    """``{"rate": int, "refs": {"vocals": (n, 2), "accompaniment": (n, 2)}}`` float64 for one of ``TRACKS``."""
     import musdb
 
-    tracks = {}
-    for subset, name in (("train", "80s Rock"), ("test", "Falcon 69")):
-        db = musdb.DB(root=str(data / "musdb-preview"), subsets=subset)
+    if name in ("80s Rock", "Falcon 69"):
+        db = musdb.DB(root=str(data / "musdb-preview"), subsets="train" if name == "80s Rock" else "test")
         (track,) = [t for t in db.tracks if name in t.name]
         src = {k: track.sources[k].audio.astype(np.float64) for k in ("drums", "bass", "other", "vocals")}
-        tracks[name] = {"rate": int(track.rate),
-                        "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}
+        return {"rate": int(track.rate),
+                "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}
+    if name != "clips-8k":
+        raise ValueError(f"unknown track {name!r}; choose from {TRACKS}")
     clips = data / "musdb-clips-8k"
     mix, voc, rate = [], [], None
     for i in range(57):
@@ -78,8 +79,7 @@ def load_tracks(data: Path = DATA) -> Dict[str, dict]:
         voc.append(v[:n])
     mix, voc = np.concatenate(mix), np.concatenate(voc)
     stereo = lambda x: np.stack([x, x], axis=1)
-    tracks["clips-8k"] = {"rate": int(rate), "refs": {"vocals": stereo(voc), "accompaniment": stereo(mix - voc)}}
-    return tracks
+    return {"rate": int(rate), "refs": {"vocals": stereo(voc), "accompaniment": stereo(mix - voc)}}
 
 
 def gain_row(refs: dict, rate: int, step: float = 0.01) -> dict:
@@ -175,25 +175,57 @@ def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) 
     return rows
 
 
+_worker = {}  # per process: the model and the options of track_rows
+
+
+def start_worker(model_spec, wiener: bool, data: Path, references: bool, paper: bool) -> None:
+    """Load the model once per process (``None``: packaged weights, ``"untrained"``: seed 0, ``False``: none)."""
+    _worker.update(model=make_model(model_spec), wiener=wiener, data=data, references=references, paper=paper)
+
+
+def make_model(model_spec):
+    from asteroid_unet.model import UNet
+    from asteroid_unet.weights import load_model
+
+    if model_spec is False or isinstance(model_spec, UNet):
+        return model_spec
+    if model_spec == "untrained":
+        torch.manual_seed(0)
+        return UNet().eval()
+    return load_model(model_spec)
+
+
+def track_rows(name: str) -> dict:
+    """``{row: scores}`` of one track, with the options given to :func:`start_worker`."""
+    track = load_track(name, _worker["data"])
+    refs, rate = track["refs"], track["rate"]
+    rows = {}
+    if _worker["references"]:
+        base = ev.reference_rows(refs, rate)  # MIX and IRM at the model STFT
+        rows["MIX"] = base["MIX"]
+        rows["GAIN"] = gain_row(refs, rate)
+        rows["IRM"] = base["IRM"]
+        if rate >= 44100:
+            start = time.perf_counter()
+            est = ev.irm_estimates(refs, rate, model_rate=rate, n_fft=4096, hop_length=1024)
+            rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
+    if _worker["model"] is not False:
+        rows.update(model_rows(_worker["model"], refs, rate, _worker["wiener"], _worker["paper"]))
+    return rows
+
+
 def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True,
-                 paper: bool = False) -> dict:
-    """``{track: {row: {target: {metric: dB}, ...}}}``."""
-    tracks = load_tracks(data)
+                 paper: bool = False, tracks=TRACKS, jobs: int = 1) -> dict:
+    """``{track: {row: {target: {metric: dB}, ...}}}``, ``jobs`` tracks at once in worker processes.
+
+    ``model``: a UNet (``jobs`` 1 only), a path or hub id, ``None`` (packaged weights),
+    ``"untrained"`` or ``False`` (reference rows only).
+    """
+    from asteroid_unet.parallel import ordered_map
+
     results = {}
-    for name, track in tracks.items():
-        refs, rate = track["refs"], track["rate"]
-        rows = {}
-        if references:
-            base = ev.reference_rows(refs, rate)  # MIX and IRM at the model STFT
-            rows["MIX"] = base["MIX"]
-            rows["GAIN"] = gain_row(refs, rate)
-            rows["IRM"] = base["IRM"]
-            if rate >= 44100:
-                start = time.perf_counter()
-                est = ev.irm_estimates(refs, rate, model_rate=rate, n_fft=4096, hop_length=1024)
-                rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
-        if model is not False:
-            rows.update(model_rows(model, refs, rate, wiener, paper))
+    options = (model, wiener, data, references, paper)
+    for name, rows in zip(tracks, ordered_map(track_rows, tracks, jobs, start_worker, options)):
         results[name] = rows
         print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
                                      for r, s in rows.items()), flush=True)
@@ -232,20 +264,20 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tracks", nargs="+", default=list(TRACKS), choices=TRACKS, help="default: all")
+    parser.add_argument("--jobs", type=int, default=1, help="tracks scored at once, one worker process each")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (with --jobs 1)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from asteroid_unet.model import UNet
-    from asteroid_unet.weights import default_weights_path, load_model
+    from asteroid_unet.weights import default_weights_path
 
     if args.untrained:
-        torch.manual_seed(0)
-        model, label = UNet().eval(), "untrained UNet (seed 0)"
+        model, label = "untrained", "untrained UNet (seed 0)"
     else:
-        model = load_model(args.model)
-        label = args.model or str(default_weights_path())
-    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row)
+        model, label = args.model, args.model or str(default_weights_path())
+    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row,
+                           tracks=args.tracks, jobs=args.jobs)
     results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median", "tracks": results}
     ev.write_json(results_meta, args.out.with_suffix(".json"))
     text = f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
