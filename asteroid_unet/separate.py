@@ -6,6 +6,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .audio import OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
@@ -71,24 +72,36 @@ class Separator:
         """Input samples spanned by ``model_frames`` model hops (a multiple of ``frame_step``)."""
         return model_frames * self.model.hop_length * self.sample_rate // self.model_rate
 
-    def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
-        """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
-        step = self.samples(self.frame_step)
+    def plan(self, n_samples: int) -> List[Tuple[int, int, int, int]]:
+        """``(start, stop, seg_start, seg_stop)`` per chunk: its core, and the segment read around it."""
+        chunks = []
         for start in range(0, n_samples, self.chunk):
             stop = min(start + self.chunk, n_samples)
-            seg_start = max(0, start - self.margin)
-            seg_stop = min(n_samples, stop + self.margin)
-            seg_len = math.ceil((seg_stop - seg_start) / step) * step
-            x = read(seg_start, seg_start + seg_len).to(self.device)
-            x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
-            first_frame = seg_start * self.model_rate // (self.model.hop_length * self.sample_rate)
-            stems = self._separate_segment(x, first_frame)
+            chunks.append((start, stop, max(0, start - self.margin), min(n_samples, stop + self.margin)))
+        return chunks
+
+    def read_segment(self, read: Reader, seg_start: int, seg_stop: int) -> Tuple[torch.Tensor, int]:
+        """The segment ``(channels, time)`` on the device, zero-padded to whole frame steps, and its first model frame."""
+        step = self.samples(self.frame_step)
+        seg_len = math.ceil((seg_stop - seg_start) / step) * step
+        x = read(seg_start, seg_start + seg_len).to(self.device)
+        x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
+        return x, seg_start * self.model_rate // (self.model.hop_length * self.sample_rate)
+
+    def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
+        """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
+        for start, stop, seg_start, seg_stop in self.plan(n_samples):
+            x, first_frame = self.read_segment(read, seg_start, seg_stop)
+            magnitude, skip = self.magnitude(x, first_frame)
+            (masks,) = self.masks([magnitude])
+            stems = self.apply_masks(x, masks, skip)
             core = slice(start - seg_start, stop - seg_start)
             yield start, {name: s[:, core].cpu() for name, s in stems.items()}
 
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor, first_frame: int) -> Dict[str, torch.Tensor]:
-        """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``."""
+    def magnitude(self, x: torch.Tensor, first_frame: int) -> Tuple[torch.Tensor, int]:
+        """The model-rate magnitude ``(1, n_bins, frames)`` of a segment's downmix, from the first frame on
+        the song's patch grid, and how many frames were skipped to reach it."""
         model = self.model
         mono = x.mean(0, keepdim=True)
         if not torch.isfinite(mono).all():  # NaN or Inf in any channel reaches the downmix
@@ -96,13 +109,33 @@ class Separator:
         # Patches lie on a grid of patch_hop frames from the song's start, whatever the segment.
         skip = -first_frame % model.patch_hop
         mono = fft_resample(mono, self.sample_rate, self.model_rate, self.guard)
-        magnitude = model.magnitude(mono)[..., skip:]
+        return model.magnitude(mono)[..., skip:], skip
+
+    @torch.inference_mode()
+    def masks(self, magnitudes: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Masks ``(n_masks, n_bins, frames)`` of several magnitudes, their patches through the network together.
+
+        Shorter magnitudes are zero-padded to the longest: the padding only adds patches after
+        their last frame, so each mask is the one its magnitude gets alone.
+        """
+        frames = [m.shape[-1] for m in magnitudes]
+        batch = torch.cat([F.pad(m, (0, max(frames) - n)) for m, n in zip(magnitudes, frames)])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            masks = model.masks_from_magnitude(magnitude)[0].float()
-        if len(self.names) > 2:  # several masks share the mix
-            masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
-        elif masks.shape[0] == 2:
-            masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
+            all_masks = self.model.masks_from_magnitude(batch).float()
+        out = []
+        for masks, n in zip(all_masks, frames):
+            masks = masks[..., :n]
+            if len(self.names) > 2:  # several masks share the mix
+                masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
+            elif masks.shape[0] == 2:
+                masks = masks[:1] / masks.sum(0, keepdim=True).clamp_min(1e-8)
+            out.append(masks)
+        return out
+
+    @torch.inference_mode()
+    def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int) -> Dict[str, torch.Tensor]:
+        """Stems of a segment ``(channels, time)``: its model-rate masks carried onto its full-band STFT."""
+        model = self.model
         full_masks = [
             interpolate_mask(
                 mask,
@@ -185,6 +218,81 @@ def output_name(path: Path) -> str:
     return path.stem
 
 
+class SongOutput:
+    """The stems of one song, written all or none: ``outdir/<name>/<stem>.<fmt>``.
+
+    Checks the targets (existing stems are kept unless ``force``), creates the song folder and
+    removes temporary files a killed earlier run left; stems go to hidden temporary files
+    (:class:`~asteroid_unet.audio.AtomicWriter`). ``commit`` renames them all into place;
+    ``abort`` (or an error in ``commit``) leaves no stem and no empty song folder behind.
+    """
+
+    def __init__(self, path: Path, outdir: Union[str, Path], names: List[str], fmt: str, force: bool,
+                 sample_rate: int, channels: int):
+        self.song_dir = Path(outdir) / output_name(path)
+        targets = {name: self.song_dir / f"{name}.{fmt}" for name in names}
+        existing = [str(p) for p in targets.values() if p.exists()]
+        if existing and not force:
+            raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+        self.targets = targets
+        self.created = not self.song_dir.exists()
+        try:
+            self.song_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AudioError(f"cannot create output folder {self.song_dir} ({err.strerror})") from None
+        if not os.access(self.song_dir, os.W_OK):
+            raise AudioError(f"output folder {self.song_dir} is not writable")
+        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
+            for stale in self.song_dir.glob(f".{name}.*.partial"):
+                stale.unlink(missing_ok=True)
+        self.writers: Dict[str, AtomicWriter] = {}
+        try:
+            for name, target in targets.items():
+                self.writers[name] = AtomicWriter(target, sample_rate, channels, fmt)
+        except BaseException as err:
+            self.abort(err)
+
+    def write(self, stems: Dict[str, torch.Tensor]) -> None:
+        """Append a block ``{stem: (channels, time)}`` to every stem."""
+        for name, block in stems.items():
+            self.writers[name].write(block)
+
+    def commit(self) -> Dict[str, Path]:
+        """Rename every stem into place (all or none) and return their paths."""
+        committed: List[Path] = []
+        try:
+            for writer in self.writers.values():
+                writer.commit()
+                committed.append(writer.path)
+        except BaseException as err:
+            for done in committed:
+                done.unlink(missing_ok=True)
+            self.abort(err)
+        return self.targets
+
+    def abort(self, err: BaseException) -> None:
+        """Remove every temporary file (and the song folder if this created it), then raise ``err``;
+        an OS or runtime error becomes a one-line ``AudioError``."""
+        for writer in self.writers.values():
+            writer.abort()
+        if self.created:  # leave no empty folder behind for a song that failed
+            try:
+                self.song_dir.rmdir()
+            except OSError:
+                pass
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
+            raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
+        raise err
+
+
+def output_format(path: Path, fmt: Optional[str]) -> str:
+    """``fmt``, or the input's own format when it is an output format, else wav."""
+    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
 def separate_file(
     path: Union[str, Path],
     outdir: Union[str, Path] = "separated",
@@ -209,55 +317,23 @@ def separate_file(
         AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
     """
     path = Path(path)
-    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
-    if fmt not in OUTPUT_FORMATS:
-        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    fmt = output_format(path, fmt)
     model = load_model(model)
-    song_dir = Path(outdir) / output_name(path)
-    targets = {name: song_dir / f"{name}.{fmt}" for name in stem_names(model)}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not force:
+    existing = [p for p in (Path(outdir) / output_name(path) / f"{n}.{fmt}" for n in stem_names(model)) if p.exists()]
+    if existing and not force:  # before decoding: a refused file costs nothing
         raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
     with AudioReader(path) as reader:
         if reader.frames == 0:
             raise AudioError("no samples in file")
         separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision)
-        created = not song_dir.exists()
+        output = SongOutput(path, outdir, separator.names, fmt, force, reader.sample_rate, reader.channels)
         try:
-            song_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise AudioError(f"cannot create output folder {song_dir} ({err.strerror})") from None
-        if not os.access(song_dir, os.W_OK):
-            raise AudioError(f"output folder {song_dir} is not writable")
-        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
-            for stale in song_dir.glob(f".{name}.*.partial"):
-                stale.unlink(missing_ok=True)
-        writers = {}
-        committed: List[Path] = []
-        try:
-            for name, target in targets.items():
-                writers[name] = AtomicWriter(target, reader.sample_rate, reader.channels, fmt)
             bar = tqdm(total=reader.frames / reader.sample_rate, unit="s", desc=path.name, disable=None if progress else True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
             with bar:
                 for start, stems in separator.iter_chunks(reader.read, reader.frames):
-                    for name, block in stems.items():
-                        writers[name].write(block)
+                    output.write(stems)
                     bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
-            for writer in writers.values():  # all stems or none: a failure here undoes the renames
-                writer.commit()
-                committed.append(writer.path)
         except BaseException as err:
-            for writer in writers.values():
-                writer.abort()
-            for done in committed:
-                done.unlink(missing_ok=True)
-            if created:  # leave no empty folder behind for a song that failed
-                try:
-                    song_dir.rmdir()
-                except OSError:
-                    pass
-            if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
-                raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
-            raise
-    return targets
+            output.abort(err)
+        return output.commit()
