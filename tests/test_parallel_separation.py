@@ -39,3 +39,25 @@ def test_jobs_write_the_bytes_of_one_process_and_keep_failures_per_file(tmp_path
 def test_jobs_below_one_is_an_error(tmp_path, capsys):
     assert main(["separate", str(tmp_path / "x.wav"), "--jobs", "0"]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_data_writes_the_bytes_of_the_cli_and_keeps_failures_per_file(tmp_path, capsys):
+    """Two CPU actors on a local Ray instance: the CLI's stems, byte for byte; the empty file fails alone."""
+    ray = pytest.importorskip("ray")
+    from asteroid_unet.ray_separate import separate_with_ray
+
+    files = write_catalogue(tmp_path / "in")
+    assert main(["separate", *map(str, files), "-o", str(tmp_path / "cli")]) == 1
+    capsys.readouterr()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = separate_with_ray(files, tmp_path / "ray", actors=2)
+    finally:
+        ray.shutdown()
+    assert [r["path"] for r in results] == [str(p) for p in files]
+    assert [r["error"] for r in results] == [None, None, "empty file (0 bytes)", None]  # a, b, broken, c
+    assert results[0]["stems"] == {"vocals": str(tmp_path / "ray" / "a" / "vocals.wav"),
+                                   "accompaniment": str(tmp_path / "ray" / "a" / "accompaniment.wav")}
+    cli, by_ray = stem_bytes(tmp_path / "cli"), stem_bytes(tmp_path / "ray")
+    assert len(cli) == 6 and by_ray == cli
