@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--chunk-seconds", type=float, default=60.0, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--jobs", type=int, default=1, help="files separated at once, one worker process each (default: 1)")
+    sep.add_argument("--batch-files", type=int, default=None,
+                     help="files whose patches share each network pass (default: 8 on cuda, 1 on cpu)")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -63,11 +65,18 @@ def run_separate(args: argparse.Namespace) -> int:
         return 2
     paths = expand_inputs(args.inputs)
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
-                   precision=args.precision, progress=True)
+                   precision=args.precision)
+    batch_files = args.batch_files or (8 if args.device == "cuda" else 1)
+    if batch_files > 1 and args.jobs == 1:
+        from .batch import separate_batched
+
+        results = separate_batched(paths, args.outdir, model, batch_files, **options)
+    else:
+        results = separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs, args.debug,
+                                 progress=True, **options)
     failures, done = 0, 0
     try:
-        for result in separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs,
-                                     args.debug, **options):
+        for result in results:
             done += 1
             if result["error"] is None:
                 for name, out in result["stems"].items():

@@ -61,3 +61,36 @@ def test_ray_data_writes_the_bytes_of_the_cli_and_keeps_failures_per_file(tmp_pa
                                    "accompaniment": str(tmp_path / "ray" / "a" / "accompaniment.wav")}
     cli, by_ray = stem_bytes(tmp_path / "cli"), stem_bytes(tmp_path / "ray")
     assert len(cli) == 6 and by_ray == cli
+
+
+@pytest.mark.slow
+def test_batched_files_write_the_bytes_of_one_file_at_a_time(tmp_path, capsys):
+    """--batch-files 3 on the CPU: patches of three songs (different rates, channels, lengths, more than
+    one chunk) share each network pass; same bytes as one file at a time, and the empty file fails alone."""
+    files = [str(p) for p in write_catalogue(tmp_path / "in")]
+    outputs = {}
+    for batch in (1, 3):
+        out = tmp_path / f"batch{batch}"
+        args = ["separate", *files, "-o", str(out), "--batch-files", str(batch), "--chunk-seconds", "1"]
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("asteroid-unet: error:") == 1 and "broken.wav: empty file (0 bytes)" in err
+        outputs[batch] = stem_bytes(out)
+    assert len(outputs[1]) == 6 and outputs[1] == outputs[3]
+
+
+def test_batched_masks_of_segments_match_one_at_a_time():
+    """Separator.masks over segments of different lengths equals each segment's masks alone, bit for bit,
+    with the paper-size model on the CPU."""
+    import torch
+
+    from asteroid_unet.separate import Separator
+    from asteroid_unet.weights import load_model
+
+    separator = Separator(load_model(None), 44100)
+    torch.manual_seed(0)
+    segments = [separator.read_segment(lambda a, b, n=n: torch.randn(2, b - a), 0, n) for n in (300000, 900000, 50000)]
+    magnitudes = [separator.magnitude(x, first)[0] for x, first in segments]
+    together = separator.masks(magnitudes)
+    for magnitude, masks in zip(magnitudes, together):
+        assert torch.equal(separator.masks([magnitude])[0], masks)
