@@ -47,6 +47,8 @@ class Separator:
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.to(self.device).for_inference()
+        if self.device.type == "cuda":  # a GPU runs many patches per pass (the copy's setting only)
+            self.model.patch_batch = max(self.model.patch_batch, 256)
         self.precision = precision
         self.sample_rate = int(sample_rate)
         self.model_rate = int(model.sample_rate)
