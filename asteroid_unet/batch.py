@@ -70,8 +70,8 @@ def _separate_group(songs: List[_Song]) -> dict:
             masks = ready[0][0].separator.masks([magnitude for _, _, magnitude, _, _ in ready])
             for (song, x, _, skip, core), song_masks in zip(ready, masks):
                 try:
-                    stems = song.separator.apply_masks(x, song_masks, skip)
-                    song.output.write({name: s[:, core].cpu() for name, s in stems.items()})
+                    stems = song.separator.apply_masks(x, song_masks, skip, core)
+                    song.output.write({name: s.cpu() for name, s in stems.items()})
                 except Exception as err:
                     results[song.path] = _failure(song.path, song.fail(err))
                     alive.remove(song)

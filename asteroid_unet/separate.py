@@ -96,9 +96,8 @@ class Separator:
             x, first_frame = self.read_segment(read, seg_start, seg_stop)
             magnitude, skip = self.magnitude(x, first_frame)
             (masks,) = self.masks([magnitude])
-            stems = self.apply_masks(x, masks, skip)
-            core = slice(start - seg_start, stop - seg_start)
-            yield start, {name: s[:, core].cpu() for name, s in stems.items()}
+            stems = self.apply_masks(x, masks, skip, slice(start - seg_start, stop - seg_start))
+            yield start, {name: s.cpu() for name, s in stems.items()}
 
     @torch.inference_mode()
     def magnitude(self, x: torch.Tensor, first_frame: int) -> Tuple[torch.Tensor, int]:
@@ -135,9 +134,14 @@ class Separator:
         return out
 
     @torch.inference_mode()
-    def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int) -> Dict[str, torch.Tensor]:
-        """Stems of a segment ``(channels, time)``: its model-rate masks carried onto its full-band STFT."""
+    def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int, core: slice) -> Dict[str, torch.Tensor]:
+        """Stems ``(channels, core length)`` of a segment's ``core``: its model-rate masks carried onto the
+        full-band STFT of the core and one window's worth around it (frames on the segment's grid)."""
         model = self.model
+        step = self.samples(self.frame_step)  # model frames and full-band hops coincide every step samples
+        pad = math.ceil(self.n_fft / step) * step  # STFT edges stay away from the core
+        start = max(0, core.start - pad) // step * step
+        x = x[:, start : min(x.shape[-1], math.ceil((core.stop + pad) / step) * step)]
         full_masks = [
             interpolate_mask(
                 mask,
@@ -147,17 +151,19 @@ class Separator:
                 bin_hz=self.sample_rate / self.n_fft,
                 n_frames=1 + x.shape[-1] // self.hop,  # torch.stft's frame count with center=True
                 frame_s=self.hop / self.sample_rate,
-                offset_frames=skip,
+                offset_frames=skip - start // step * self.frame_step,
             )
             for mask in masks
         ]
-        stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in self.names[:-1]}
+        core = slice(core.start - start, core.stop - start)
+        stems: Dict[str, torch.Tensor] = {name: x.new_empty(x.shape[0], core.stop - core.start) for name in self.names[:-1]}
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
             spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
             for name, full in zip(self.names[:-1], full_masks):
                 masked = spec if name == self.names[-2] else spec.clone()  # the last masked stem may reuse spec
-                stems[name][channel] = torch.istft(masked.mul_(full), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
-        stems[self.names[-1]] = x - sum(stems.values())
+                wave = torch.istft(masked.mul_(full), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
+                stems[name][channel] = wave[core]
+        stems[self.names[-1]] = x[:, core] - sum(stems.values())
         return stems
 
 
