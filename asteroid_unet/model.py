@@ -193,8 +193,10 @@ class UNet(BaseEncoderMaskerDecoder):
         fast = copy.deepcopy(self).eval()
         for block in fast.masker.encoder:
             block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
+            block.act.inplace = True  # on the convolution's own output: one tensor fewer per block
         for block in fast.masker.decoder:
             block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
+            block.act.inplace = True
         return fast.to(memory_format=torch.channels_last)
 
     # ----- serialisation -----
