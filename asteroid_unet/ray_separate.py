@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .catalogue import FileResult, separate_or_report
+from .catalogue import FileResult, one_line, separate_or_report
 
 
 class SeparatorActor:
@@ -88,6 +88,7 @@ def separate_with_ray(
 
 def main(argv: Optional[List[str]] = None) -> int:
     from .cli import expand_inputs
+    from .weights import CheckpointError, load_model
 
     parser = argparse.ArgumentParser(prog="python -m asteroid_unet.ray_separate", description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio files")
@@ -98,6 +99,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--format", default=None, choices=["flac", "mp3", "wav"])
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
+    try:  # a bad --model is one line here, not one traceback per actor
+        load_model(args.model)
+    except Exception as err:  # a CheckpointError names the file already
+        reason = one_line(err) if isinstance(err, CheckpointError) else \
+            f"{args.model or 'default weights'}: cannot load model ({one_line(err)})"
+        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        return 2
     results = separate_with_ray(expand_inputs(args.inputs), args.outdir, args.model, args.actors, args.gpus_per_actor,
                                 fmt=args.format, force=args.force)
     for result in results:

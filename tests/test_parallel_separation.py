@@ -94,3 +94,11 @@ def test_batched_masks_of_segments_match_one_at_a_time():
     together = separator.masks(magnitudes)
     for magnitude, masks in zip(magnitudes, together):
         assert torch.equal(separator.masks([magnitude])[0], masks)
+
+
+def test_ray_command_reports_a_bad_model_in_one_line(tmp_path, capsys):
+    from asteroid_unet.ray_separate import main as ray_main
+
+    assert ray_main([str(tmp_path), "--model", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"asteroid-unet: error: {tmp_path / 'missing.pth'}: no such file, folder or Hub repo id"
