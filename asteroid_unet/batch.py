@@ -45,14 +45,13 @@ class _Song:
         self.reader.close()
         try:
             self.output.abort(err)
-        except BaseException as raised:  # abort re-raises err (as an AudioError for OS errors)
-            return one_line(raised)
+        except BaseException as raised:  # abort re-raises err (an OS error as "cannot write stems (...)")
+            return one_line(raised if isinstance(err, OSError) else err)
         return one_line(err)
 
 
-def _separate_group(songs: List[_Song]) -> dict:
-    """Run the songs chunk by chunk in step, one network pass per step; ``{path: result}``."""
-    results = {}
+def _separate_group(songs: List[_Song], results: dict) -> None:
+    """Run the songs chunk by chunk in step, one network pass per step, into ``results[path]``."""
     alive = list(songs)
     step = 0
     while alive:
@@ -85,7 +84,6 @@ def _separate_group(songs: List[_Song]) -> dict:
                                       "error": None, "traceback": None}
             except Exception as err:
                 results[song.path] = _failure(song.path, one_line(err))
-    return results
 
 
 def _failure(path: Path, reason: str) -> FileResult:
@@ -128,11 +126,12 @@ def separate_batched(
             except Exception as err:
                 results[path] = _failure(path, one_line(err))
         try:
-            results.update(_separate_group(songs))
-        except BaseException as err:  # an interrupt: no partial stem of any song in the batch
+            _separate_group(songs, results)
+        except BaseException as err:  # the shared pass failed (out of GPU memory, ...) or an interrupt
             for song in songs:
                 if song.path not in results:
-                    song.fail(err)
-            raise
+                    results[song.path] = _failure(song.path, song.fail(err))
+            if not isinstance(err, Exception):
+                raise
         for path in group:
             yield results[path]

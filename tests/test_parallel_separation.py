@@ -102,3 +102,25 @@ def test_ray_command_reports_a_bad_model_in_one_line(tmp_path, capsys):
     assert ray_main([str(tmp_path), "--model", str(tmp_path / "missing.pth")]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"asteroid-unet: error: {tmp_path / 'missing.pth'}: no such file, folder or Hub repo id"
+
+
+def test_a_failed_shared_pass_fails_its_batch_only(tmp_path, small_model, monkeypatch):
+    """When the network pass of a batch fails (out of GPU memory, say), its songs fail with that line,
+    leave no stem, and the next batch is separated."""
+    from asteroid_unet.batch import separate_batched
+    from asteroid_unet.separate import Separator
+
+    files = [p for p in write_catalogue(tmp_path / "in") if p.name != "broken.wav"]
+    calls = []
+    real_masks = Separator.masks
+
+    def masks_failing_once(self, magnitudes):
+        calls.append(len(magnitudes))
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return real_masks(self, magnitudes)
+
+    monkeypatch.setattr(Separator, "masks", masks_failing_once)
+    results = list(separate_batched(files, tmp_path / "out", small_model, batch_files=2))
+    assert [r["error"] for r in results] == ["CUDA out of memory", "CUDA out of memory", None]
+    assert calls[0] == 2 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c"]
