@@ -19,7 +19,8 @@ from .weights import load_model
 class _Song:
     """One open song of a batch: its reader, separator, stem output and chunk plan."""
 
-    def __init__(self, path: Path, outdir, model, fmt: Optional[str], force: bool, device, chunk_seconds, precision):
+    def __init__(self, path: Path, outdir, model, fmt: Optional[str], force: bool, separators: dict, device,
+                 chunk_seconds, precision):
         self.path = path
         if path.is_dir():
             raise AudioError("folder holds no audio files")
@@ -32,7 +33,10 @@ class _Song:
         try:
             if self.reader.frames == 0:
                 raise AudioError("no samples in file")
-            self.separator = Separator(model, self.reader.sample_rate, chunk_seconds, device, precision)
+            rate = self.reader.sample_rate  # one Separator (and inference copy of the model) per rate, not per song
+            if rate not in separators:
+                separators[rate] = Separator(model, rate, chunk_seconds, device, precision)
+            self.separator = separators[rate]
             self.plan = self.separator.plan(self.reader.frames)
             self.output = SongOutput(path, outdir, self.separator.names, fmt, force, self.reader.sample_rate,
                                      self.reader.channels)
@@ -117,12 +121,13 @@ def separate_batched(
     """
     model = load_model(model)
     paths = [Path(p) for p in paths]
+    separators: dict = {}
     for first in range(0, len(paths), max(1, batch_files)):
         group = paths[first : first + max(1, batch_files)]
         results, songs = {}, []
         for path in group:
             try:
-                songs.append(_Song(path, outdir, model, fmt, force, device, chunk_seconds, precision))
+                songs.append(_Song(path, outdir, model, fmt, force, separators, device, chunk_seconds, precision))
             except Exception as err:
                 results[path] = _failure(path, one_line(err))
         try:
