@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional
 
 from .app import add_arguments as add_app_arguments
-from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioError
+from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS
 from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
 from .weights import CheckpointError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--band-limited", action="store_true",
                      help="silence every stem above the model's band, as Spleeter does (default: full band)")
+    sep.add_argument("--jobs", type=int, default=1, help="files separated at once, one worker process each (default: 1)")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
     conv = sub.add_parser("convert-spleeter", help="convert a Spleeter TensorFlow checkpoint folder (no TensorFlow needed)")
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
@@ -65,7 +66,7 @@ def expand_inputs(inputs: Iterable[str]) -> List[Path]:
 
 
 def run_separate(args: argparse.Namespace) -> int:
-    from .separate import separate_file
+    from .catalogue import separate_files
 
     if args.device == "cuda":
         import torch
@@ -73,7 +74,10 @@ def run_separate(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             print("asteroid-unet: error: --device cuda but no CUDA GPU is available", file=sys.stderr)
             return 2
-    try:
+    if args.jobs < 1:
+        print(f"asteroid-unet: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    try:  # here too with --jobs: a bad --model is one error, not one per file
         model = load_model(args.model)
     except Exception as err:  # CheckpointError names the file; anything else still gets one line
         if args.debug:
@@ -83,27 +87,27 @@ def run_separate(args: argparse.Namespace) -> int:
             reason = f"{args.model or 'default weights'}: cannot load model ({reason})"
         print(f"asteroid-unet: error: {reason}", file=sys.stderr)
         return 2
-    failures = 0
-    for path in expand_inputs(args.inputs):
-        try:
-            if path.is_dir():
-                raise AudioError("folder holds no audio files")
-            written = separate_file(
-                path, args.outdir, model, fmt=args.format, force=args.force, device=args.device,
-                chunk_seconds=args.chunk_seconds, precision=args.precision, progress=True,
-                full_band=not args.band_limited,
-            )
-            for name, out in written.items():
-                print(f"{name}: {out}")
-        except KeyboardInterrupt:
-            print(f"asteroid-unet: interrupted while separating {path}; no partial stem was kept", file=sys.stderr)
-            return 130
-        except Exception as err:  # one clear line per bad file, then go on with the others
-            failures += 1
-            if args.debug:
-                traceback.print_exc()
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            print(f"asteroid-unet: error: {path}: {reason}", file=sys.stderr)
+    paths = expand_inputs(args.inputs)
+    options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
+                   precision=args.precision, full_band=not args.band_limited)
+    results = separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs, args.debug,
+                             progress=True, **options)
+    failures, done = 0, 0
+    try:
+        for result in results:
+            done += 1
+            if result["error"] is None:
+                for name, out in result["stems"].items():
+                    print(f"{name}: {out}")
+                continue
+            failures += 1  # one clear line per bad file, then go on with the others
+            if result["traceback"]:
+                print(result["traceback"], end="", file=sys.stderr)
+            print(f"asteroid-unet: error: {result['path']}: {result['error']}", file=sys.stderr)
+    except KeyboardInterrupt:
+        where = f" while separating {paths[min(done, len(paths) - 1)]}" if args.jobs == 1 else ", worker processes stopped"
+        print(f"asteroid-unet: interrupted{where}; no partial stem was kept", file=sys.stderr)
+        return 130
     return 1 if failures else 0
 
 

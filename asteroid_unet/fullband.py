@@ -1,6 +1,7 @@
 """Carry the model's band-limited masks onto a full-band STFT at the input's own rate."""
 import math
 
+import scipy.fft
 import torch
 
 
@@ -8,17 +9,24 @@ def fft_resample(x: torch.Tensor, orig_sr: int, new_sr: int, guard: int) -> torc
     """Band-limited resampling of ``(..., time)`` by FFT; ``time * new_sr / orig_sr`` must be whole.
 
     ``2 * guard`` trailing zeros (in input samples, also whole at the new rate) keep the FFT's
-    wrap-around from folding one end of the signal onto the other.
+    wrap-around from folding one end of the signal onto the other. On the CPU the FFTs are
+    scipy's single-threaded ones: torch's CPU FFT rounds differently with the thread count,
+    and the same input must give the same bits in any process (``--jobs``, Ray actors).
     """
     if orig_sr == new_sr:
         return x
     n_in = x.shape[-1] + 2 * guard
     n_out = n_in * new_sr // orig_sr
+    keep = min(n_in // 2 + 1, n_out // 2 + 1)
+    length = x.shape[-1] * new_sr // orig_sr
+    if x.device.type == "cpu":
+        spec = scipy.fft.rfft(x.numpy(), n=n_in)[..., :keep]
+        out = scipy.fft.irfft(spec, n_out)[..., :length] * (n_out / n_in)
+        return torch.from_numpy(out)
     spec = torch.fft.rfft(x, n=n_in)
-    keep = min(spec.shape[-1], n_out // 2 + 1)
     out_spec = spec.new_zeros(*spec.shape[:-1], n_out // 2 + 1)
     out_spec[..., :keep] = spec[..., :keep]
-    return torch.fft.irfft(out_spec, n_out)[..., : x.shape[-1] * new_sr // orig_sr] * (n_out / n_in)
+    return torch.fft.irfft(out_spec, n_out)[..., :length] * (n_out / n_in)
 
 
 def interpolate_mask(

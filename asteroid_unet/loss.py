@@ -29,3 +29,18 @@ def unet_loss(model: UNet, mix: torch.Tensor, targets: torch.Tensor) -> torch.Te
     target_mags = model.magnitude(targets.flatten(0, 1)).unflatten(0, targets.shape[:2])
     masks = model.patch_masks(mix_mag.unsqueeze(1))
     return masked_magnitude_l1(masks, mix_mag, target_mags)
+
+
+class UNetObjective(torch.nn.Module):
+    """A model and its training loss as one module: ``objective(mix, targets)`` is ``loss(model, mix, targets)``.
+
+    The loss calls the model's magnitude and patch methods, not its ``forward``; wrapped in this
+    module, a wrapper that works through ``forward`` (``DistributedDataParallel``) covers it all.
+    """
+
+    def __init__(self, model: UNet, loss=unet_loss):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model, mix, targets)

@@ -153,3 +153,54 @@ def test_last_checkpoint_follows_the_latest_epoch_without_improvement(recipe):
     results = json.loads((exp / "train_results.json").read_text())
     assert last["epoch"] == 2 and last["global_step"] == results["global_step"] == 3 * (2 * 4 // 4)
     assert len(list((exp / "checkpoints").glob("epoch=0-*.ckpt"))) == 1  # the best stays the first epoch
+
+
+def epoch_samples(exp):
+    """Training chunks per epoch (summed over DDP processes), from every metrics.csv of a run."""
+    import csv
+
+    rows = [r for f in sorted((exp / "logs").glob("version_*/metrics.csv")) for r in csv.DictReader(f.open())]
+    return [float(r["epoch_samples"]) for r in rows if r.get("epoch_samples")]
+
+
+def test_ddp_on_two_cpu_processes_matches_one_device_and_resumes(recipe):
+    """Lightning DDP (2 gloo processes): the same chunks per epoch and checkpoint layout as one device,
+    half the optimizer steps (each sees half the batches), and a second run resumes."""
+    tmp, _, _ = recipe
+    stage1 = ["--stage", "1", "--stop_stage", "1"]
+    common = ["data.samples_per_track=4", "trainer.accelerator=cpu"]
+    ddp = ["trainer.devices=2", "trainer.strategy=ddp"]
+    single_exp, ddp_exp = tmp / "single", tmp / "ddp"
+    run_recipe(tmp, *stage1, "--exp_dir", str(single_exp), overrides=["trainer.max_epochs=1", *common])
+    run_recipe(tmp, *stage1, "--exp_dir", str(ddp_exp), overrides=["trainer.max_epochs=1", *common, *ddp])
+    assert epoch_samples(single_exp) == epoch_samples(ddp_exp) == [2 * 4]  # 2 train tracks x 4 chunks
+    single = json.loads((single_exp / "train_results.json").read_text())
+    parallel = json.loads((ddp_exp / "train_results.json").read_text())
+    assert (single["global_step"], parallel["global_step"]) == (2, 1)  # batch 4 per device
+    for exp in (single_exp, ddp_exp):
+        assert {p.name.split("-")[0] for p in (exp / "checkpoints").iterdir()} == {"epoch=0", "last.ckpt"}
+    keys = [set(torch.load(e / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]) for e in (single_exp, ddp_exp)]
+    assert keys[0] == keys[1]
+    assert UNet.from_pretrained(str(ddp_exp / "best_model.pth")).patch_frames == 32
+
+    stdout = run_recipe(tmp, *stage1, "--exp_dir", str(ddp_exp), overrides=["trainer.max_epochs=2", *common, *ddp])
+    assert f"Resuming from {ddp_exp / 'checkpoints' / 'last.ckpt'} (epoch 0, step 1)" in stdout
+    assert json.loads((ddp_exp / "train_results.json").read_text())["global_step"] == 2
+    assert epoch_samples(ddp_exp) == [8, 8]
+
+
+def test_eval_in_worker_processes_gives_the_serial_numbers(recipe):
+    """eval.py --jobs 2 scores the tracks in two worker processes, to the last digit of --jobs 1."""
+    tmp, exp, _ = recipe
+    summaries = {}
+    for jobs in (1, 2):
+        out = tmp / f"eval-jobs{jobs}"
+        cmd = [sys.executable, str(RECIPE / "eval.py"), "--model", str(exp / "best_model.pth"), "--device", "cpu",
+               "--root", str(tmp / "data" / "synth-n4-d4-s3"), "--subset", "train", "--out_dir", str(out), "--jobs", str(jobs)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        tracks = sorted((out / "tracks").glob("*.json"))
+        assert len(tracks) == 3
+        summaries[jobs] = [{row: {k: v for k, v in s.items() if k != "time_s"} for row, s in json.loads(t.read_text()).items()}
+                           for t in tracks]
+    assert summaries[1] == summaries[2]

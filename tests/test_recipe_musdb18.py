@@ -1,5 +1,6 @@
 """SpeechBrain's recipe rules for recipes/MUSDB18, and real runs of the recipe on a tiny MUSDB18 tree."""
 import csv
+import json
 import math
 import os
 import re
@@ -251,3 +252,53 @@ def test_recipe_passes_speechbrains_linters(command):
     out = subprocess.run([sys.executable, "-m", "ruff", *command, str(ROOT / "recipes" / "MUSDB18")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+
+def run_torchrun(data, out, *flags):
+    """``torchrun --nproc_per_node=2 train.py hparams/unet.yaml``: SpeechBrain's DDP launch, 2 gloo processes on the CPU."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+           "hparams/unet.yaml", f"--data_folder={data}", f"--output_folder={out}", "--device=cpu",
+           "--distributed_backend=gloo", *flags]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(cmd, cwd=RECIPE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def optimizer_steps(out):
+    (ckpt,) = (out / "save").glob("CKPT+*")
+    return yaml.safe_load((ckpt / "brain.ckpt").read_text())["optimizer_step"]
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(tiny_musdb, tmp_path):
+    """Each DDP process takes half the chunks: half the optimizer steps of one device for the same
+    chunks per epoch (2 tracks x 4 chunks, batch 2 per process); museval runs once; a rerun resumes."""
+    flags = debug_flags(recipe_rows()[0], N_epochs=1, samples_per_track=4, eval_reference_rows=False)
+    one, ddp = tmp_path / "one", tmp_path / "ddp"
+    finish(run_recipe(tiny_musdb, one, *flags))
+    finish(run_torchrun(tiny_musdb, ddp, *flags))
+    assert optimizer_steps(one) * 2 == optimizer_steps(ddp) * 2 * 2 == 2 * 4
+    with open(ddp / "test_results.csv", newline="") as f:
+        assert [r["track"] for r in csv.DictReader(f)] == ["test song 0", "median"]
+    log = finish(run_torchrun(tiny_musdb, ddp, *debug_flags(recipe_rows()[0], N_epochs=2, samples_per_track=4,
+                                                            eval_reference_rows=False)))
+    assert "Loading a checkpoint from" in log and optimizer_steps(ddp) == 2 * 2
+    epochs = [l.split(",")[0] for l in (ddp / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
+    assert epochs == ["epoch: 1", "epoch: 2"]
+
+
+@pytest.mark.slow
+def test_evaluation_in_worker_processes_gives_the_serial_numbers(tmp_path):
+    """``eval_jobs: 2`` scores the test tracks in two worker processes, to the last digit of one."""
+    from conftest import write_tiny_musdb
+
+    data = write_tiny_musdb(tmp_path / "musdb", n_test=2)
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        flags = debug_flags(recipe_rows()[0], N_epochs=1, eval_jobs=jobs, eval_reference_rows=True)
+        finish(run_recipe(data, out, *flags))
+        results[jobs] = json.loads((out / "test_results.json").read_text())
+        for rows in results[jobs].values():
+            for scores in rows.values():
+                scores.pop("time_s")
+    assert results[1] == results[2] and len(results[1]) == 2

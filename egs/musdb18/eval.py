@@ -14,7 +14,38 @@ import torch
 
 from asteroid_unet import UNet
 from asteroid_unet.evaluate import bss_eval, reference_rows, summarize, write_json, write_markdown
+from asteroid_unet.parallel import ordered_map
 from asteroid_unet.separate import separate
+
+_worker = {}  # per process: the model, the tracks by name and the options
+
+
+def open_tracks(root: Path, subset: str, max_tracks=None) -> list:
+    """The musdb tracks under ``root/subset`` (stems or wav layout), in musdb's order."""
+    import musdb
+
+    is_wav = not any((root / subset).glob("*.stem.mp4"))
+    return list(musdb.DB(root=str(root), subsets=subset, is_wav=is_wav))[:max_tracks]
+
+
+def start_worker(model_path: str, root: Path, subset: str, max_tracks, device: str, name: str) -> None:
+    """Load the model and open the tracks once per process."""
+    _worker.update(model=UNet.from_pretrained(model_path).eval(), device=device, name=name,
+                   tracks={t.name: t for t in open_tracks(root, subset, max_tracks)})
+
+
+def score_track(track_name: str) -> dict:
+    """``{row: scores}`` of one track: MIX, IRM and the model (which also records its ``time_s``)."""
+    model, track = _worker["model"], _worker["tracks"][track_name]
+    stems = {s: track.sources[s].audio for s in ("drums", "bass", "other", "vocals")}
+    references = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
+    rows = reference_rows(references, track.rate, int(model.sample_rate), model.n_fft, model.hop_length)
+    start = time.perf_counter()
+    mixture = references["vocals"] + references["accompaniment"]
+    estimates = separate(mixture.T, track.rate, model, device=_worker["device"])
+    estimates = {t: estimates[t].cpu().numpy().T for t in references}
+    rows[_worker["name"]] = {**bss_eval(references, estimates, track.rate), "time_s": time.perf_counter() - start}
+    return rows
 
 
 def main() -> None:
@@ -26,33 +57,23 @@ def main() -> None:
     parser.add_argument("--name", default="UNet", help="row name of the model in the table")
     parser.add_argument("--max_tracks", type=int, default=None)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--jobs", type=int, default=1, help="tracks scored at once, one worker process each")
     args = parser.parse_args()
-
-    import musdb
 
     if not (args.root / args.subset).is_dir():
         sys.exit(f"error: {args.root / args.subset} does not exist (MUSDB18 layout expected)")
-    is_wav = not any((args.root / args.subset).glob("*.stem.mp4"))
-    tracks = list(musdb.DB(root=str(args.root), subsets=args.subset, is_wav=is_wav))[: args.max_tracks]
-    if not tracks:
+    names = [t.name for t in open_tracks(args.root, args.subset, args.max_tracks)]
+    if not names:
         sys.exit(f"error: no tracks under {args.root / args.subset}")
-    model = UNet.from_pretrained(args.model).eval()
     per_track = {}
-    for track in tracks:
-        stems = {s: track.sources[s].audio for s in ("drums", "bass", "other", "vocals")}
-        references = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
-        rows = reference_rows(references, track.rate, int(model.sample_rate), model.n_fft, model.hop_length)
-        start = time.perf_counter()
-        mixture = references["vocals"] + references["accompaniment"]
-        estimates = separate(mixture.T, track.rate, model, device=args.device)
-        estimates = {t: estimates[t].cpu().numpy().T for t in references}
-        rows[args.name] = {**bss_eval(references, estimates, track.rate), "time_s": time.perf_counter() - start}
-        write_json(rows, args.out_dir / "tracks" / f"{track.name}.json")
-        per_track[track.name] = rows
-        print(f"{track.name}: " + ", ".join(f"{r} vocals SDR {s['vocals']['SDR']:.2f}" for r, s in rows.items()), flush=True)
+    worker = (args.model, args.root, args.subset, args.max_tracks, args.device, args.name)
+    for name, rows in zip(names, ordered_map(score_track, names, args.jobs, start_worker, worker)):
+        write_json(rows, args.out_dir / "tracks" / f"{name}.json")
+        per_track[name] = rows
+        print(f"{name}: " + ", ".join(f"{r} vocals SDR {s['vocals']['SDR']:.2f}" for r, s in rows.items()), flush=True)
     summary = summarize(per_track)
     write_json(summary, args.out_dir / "summary.json")
-    title = f"{args.root} ({args.subset}, {len(tracks)} tracks): BSSEval v4, median over 1 s windows then tracks, dB"
+    title = f"{args.root} ({args.subset}, {len(names)} tracks): BSSEval v4, median over 1 s windows then tracks, dB"
     print(write_markdown(summary, args.out_dir / "summary.md", title).read_text())
 
 

@@ -24,11 +24,30 @@ SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the m
 
 
 class UNetSystem(System):
-    """Asteroid System whose step is the paper loss on one mono patch per chunk."""
+    """Asteroid System whose step is the paper loss on one mono patch per chunk.
+
+    Under DDP the validation loss is averaged over processes (so every process picks the same
+    best checkpoint and early stop), and ``epoch_samples`` logs the training chunks seen per
+    epoch, summed over processes: the same count on one device or many.
+    """
 
     def common_step(self, batch, batch_nb, train=True):
         mix, targets = batch  # (batch, channels, time), (batch, n_targets, channels, time)
         return unet_loss(self.model, mix.mean(1), targets.mean(2))
+
+    def on_train_epoch_start(self):
+        self.epoch_samples = 0
+
+    def training_step(self, batch, batch_nb):
+        self.epoch_samples += batch[0].shape[0]
+        return super().training_step(batch, batch_nb)
+
+    def on_train_epoch_end(self):
+        self.log("epoch_samples", float(self.epoch_samples), reduce_fx="sum", sync_dist=True)
+
+    def validation_step(self, batch, batch_nb):
+        loss = self.common_step(batch, batch_nb, train=False)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
 
 
 def make_datasets(cfg: DictConfig, model: UNet):
@@ -67,15 +86,6 @@ def main(cfg: DictConfig) -> None:
     (exp_dir / "conf.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True)
     model = UNet(**OmegaConf.to_container(cfg.model, resolve=True))
-    train_set, valid_set = make_datasets(cfg, model)
-    loader = dict(batch_size=int(cfg.data.batch_size), num_workers=int(cfg.data.num_workers))
-    system = UNetSystem(
-        model=model,
-        optimizer=torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr), weight_decay=float(cfg.optim.weight_decay)),
-        loss_func=unet_loss,
-        train_loader=DataLoader(train_set, shuffle=True, **loader),
-        val_loader=DataLoader(valid_set, shuffle=False, **loader),
-    )
     checkpoint = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="{epoch}-{val_loss:.4f}", monitor="val_loss",
                                  mode="min", save_top_k=1)
     # Lightning's save_last only writes when the best improves: a separate, unmonitored callback keeps
@@ -88,11 +98,25 @@ def main(cfg: DictConfig) -> None:
         logger=CSVLogger(str(exp_dir), name="logs"),
         default_root_dir=str(exp_dir),
     )
+    if trainer.global_rank:  # DDP: the weights are rank 0's, but each process draws its own chunks and gains
+        random.seed(int(cfg.seed) + trainer.global_rank)
+        torch.manual_seed(int(cfg.seed) + trainer.global_rank)
+    train_set, valid_set = make_datasets(cfg, model)
+    loader = dict(batch_size=int(cfg.data.batch_size), num_workers=int(cfg.data.num_workers))
+    system = UNetSystem(  # under DDP, Lightning shards both loaders with a DistributedSampler
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr), weight_decay=float(cfg.optim.weight_decay)),
+        loss_func=unet_loss,
+        train_loader=DataLoader(train_set, shuffle=True, **loader),
+        val_loader=DataLoader(valid_set, shuffle=False, **loader),
+    )
     last = exp_dir / "checkpoints" / "last.ckpt"
     if last.exists():
         meta = torch.load(last, map_location="cpu", weights_only=True)
         print(f"Resuming from {last} (epoch {meta['epoch']}, step {meta['global_step']})", flush=True)
     trainer.fit(system, ckpt_path=str(last) if last.exists() else None)
+    if not trainer.is_global_zero:  # rank 0 alone writes the package and the results
+        return
     best = checkpoint.best_model_path or str(last)
     export_best(best, model, exp_dir / "best_model.pth")
     results = {"best_checkpoint": best, "best_val_loss": float(checkpoint.best_model_score or float("nan")),

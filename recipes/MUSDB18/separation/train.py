@@ -28,13 +28,15 @@ import time
 import numpy as np
 import speechbrain as sb
 import torch
-from asteroid_unet import evaluate, hub
+from asteroid_unet import UNet, evaluate, hub
+from asteroid_unet.parallel import ordered_map
 from asteroid_unet.separate import separate, stem_names
 from hyperpyyaml import load_hyperpyyaml
 from scipy.signal import resample_poly
 from speechbrain.dataio.dataio import read_audio
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import ddp_init_group, get_rank, run_on_main
 from speechbrain.utils.logger import get_logger
+from torch.nn.parallel import DistributedDataParallel
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from prepare_musdb18 import STEMS, prepare_musdb18  # noqa: E402
@@ -60,7 +62,22 @@ class Separation(sb.Brain):
     def compute_objectives(self, predictions, batch, stage):
         """The paper loss, ``asteroid_unet.unet_loss``, on the chunks."""
         mix, targets = predictions
-        return self.hparams.loss(self.modules.model, mix, targets)
+        return self.modules.objective(mix, targets)
+
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping; on the CPU (gloo) without its
+        SyncBatchNorm conversion, which runs on GPUs only: batch norm
+        statistics then stay per process, as in Lightning."""
+        if (
+            not self.distributed_launch
+            or torch.device(self.device).type != "cpu"
+        ):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, find_unused_parameters=self.find_unused_parameters
+                )
 
     def on_stage_end(self, stage, stage_loss, epoch):
         """Logs the losses; after validation keeps the best checkpoint by
@@ -92,44 +109,34 @@ class Separation(sb.Brain):
         (``asteroid_unet.evaluate``).
 
         Each track is separated full band at its own rate by
-        ``asteroid_unet.separate``, the user API. Writes ``test_results.csv``
-        (median SDR/SIR/SAR over 1 s frames per track and target, then a
-        ``median`` row over tracks), and, with ``eval_reference_rows``, the MIX
-        floor and IRM ceiling in ``test_results.json`` (per track) and
-        ``test_results.md``.
+        ``asteroid_unet.separate``, the user API; ``eval_jobs`` tracks are
+        scored at once in worker processes, with the same numbers as one.
+        Writes ``test_results.csv`` (median SDR/SIR/SAR over 1 s frames per
+        track and target, then a ``median`` row over tracks), and, with
+        ``eval_reference_rows``, the MIX floor and IRM ceiling in
+        ``test_results.json`` (per track) and ``test_results.md``.
         Returns the model's summary ``{target: {metric: dB}}``.
         """
-        model = self.modules.model.eval()
+        model = self.hparams.model.eval()
         targets = stem_names(model)
         tracks = _read_manifest(manifest)
+        tracks = tracks[: self.debug_batches] if self.debug else tracks
+        worker = (
+            model.serialize(),
+            str(self.device),
+            bool(self.hparams.eval_reference_rows),
+        )
         per_track = {}
-        for track in tracks[: self.debug_batches] if self.debug else tracks:
-            rate = int(track["sample_rate"])
-            stems = {
-                s: read_audio(track[s]).reshape(int(track["frames"]), -1).T
-                for s in STEMS
-            }
-            references = {
-                t: target_source(stems, t).T.numpy() for t in targets
-            }  # (time, channels)
-            start = time.perf_counter()
-            estimates = separate(
-                sum(stems.values()), rate, model=model, device=str(self.device)
-            )
-            scores = evaluate.bss_eval(
-                references, {t: estimates[t].T.numpy() for t in targets}, rate
-            )
-            rows = {"UNet": {**scores, "time_s": time.perf_counter() - start}}
-            if self.hparams.eval_reference_rows:
-                rows.update(
-                    evaluate.reference_rows(
-                        references,
-                        rate,
-                        int(model.sample_rate),
-                        model.n_fft,
-                        model.hop_length,
-                    )
-                )
+        for track, rows in zip(
+            tracks,
+            ordered_map(
+                score_track,
+                tracks,
+                int(self.hparams.eval_jobs),
+                start_eval_worker,
+                worker,
+            ),
+        ):
             per_track[track["ID"]] = rows
             logger.info(
                 f"{track['ID']}: "
@@ -160,6 +167,54 @@ class Separation(sb.Brain):
             },
         )
         return summary["UNet"]
+
+
+# Per evaluation process: the model, its device and whether to score MIX, IRM.
+_eval_worker = {}
+
+
+def start_eval_worker(package, device, reference_rows):
+    """Rebuild the model from its ``serialize()`` package, once per evaluation
+    process."""
+    _eval_worker.update(
+        model=UNet.from_pretrained(package).eval(),
+        device=device,
+        reference_rows=reference_rows,
+    )
+
+
+def score_track(track):
+    """``{row: scores}`` of one manifest row: the model (``UNet``) and,
+    optionally, MIX and IRM."""
+    model = _eval_worker["model"]
+    targets = stem_names(model)
+    rate = int(track["sample_rate"])
+    stems = {
+        s: read_audio(track[s]).reshape(int(track["frames"]), -1).T
+        for s in STEMS
+    }
+    references = {
+        t: target_source(stems, t).T.numpy() for t in targets
+    }  # (time, channels)
+    start = time.perf_counter()
+    estimates = separate(
+        sum(stems.values()), rate, model=model, device=_eval_worker["device"]
+    )
+    scores = evaluate.bss_eval(
+        references, {t: estimates[t].T.numpy() for t in targets}, rate
+    )
+    rows = {"UNet": {**scores, "time_s": time.perf_counter() - start}}
+    if _eval_worker["reference_rows"]:
+        rows.update(
+            evaluate.reference_rows(
+                references,
+                rate,
+                int(model.sample_rate),
+                model.n_fft,
+                model.hop_length,
+            )
+        )
+    return rows
 
 
 def target_source(stems, target):
@@ -302,8 +357,15 @@ def _read_manifest(path):
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    ddp_init_group(
+        run_opts
+    )  # under torchrun: one process per device, gradients averaged (DDP)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    # DDP: the weights are rank 0's (DDP broadcasts them); each process draws
+    # its own chunks.
+    if get_rank():
+        torch.manual_seed(int(hparams["seed"]) + int(get_rank()))
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -341,8 +403,9 @@ if __name__ == "__main__":
         min_key="loss",
         test_loader_kwargs=hparams["dataloader_opts"],
     )
-    scores = separator.evaluate_tracks(
-        hparams["test_data"], hparams["output_folder"]
+    # museval once, on the main process (the others wait), not once per DDP
+    # process.
+    run_on_main(
+        separator.evaluate_tracks,
+        args=[hparams["test_data"], hparams["output_folder"]],
     )
-    if sb.utils.distributed.if_main_process():
-        export_model(separator.modules.model, hparams, {"UNet": scores})
