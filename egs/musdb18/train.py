@@ -6,6 +6,7 @@ validation loss and ``last.ckpt``, every epoch), ``logs/`` (CSV), ``best_model.p
 A restarted run resumes from ``checkpoints/last.ckpt``.
 """
 import json
+import random
 from pathlib import Path
 
 import hydra
