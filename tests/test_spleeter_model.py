@@ -139,7 +139,7 @@ def test_hub_export_loads_in_asteroid_and_speechbrain_offline(model, tmp_path):
     folder = hub.export(tmp_path / "model.pth", tmp_path / "hub", "someone/spleeter-2stems")
     card = (folder / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["license"] == "mit" and "Deezer" in card
-    assert "(batch, 2, time)" in card
+    assert "The network itself runs on 2 channels at 44100 Hz" in card
     printed = load_from_offline_hub(tmp_path / "cache", "someone/spleeter-2stems", folder / "pytorch_model.bin",
                                     "audio_channels")
     assert printed == ["UNet", "2"]
