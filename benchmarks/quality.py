@@ -334,8 +334,8 @@ def main(argv: Optional[list] = None) -> int:
         extra[extra_label] = load_model(spec)
     sets = SETS if args.set == "all" else (args.set,)
     results = {}
-    for set_name in sets:  # the reference rows (GAIN's grid search is slow) for the shared tracks only
-        results[set_name] = evaluate_all(model, args.wiener, references=not args.no_references and set_name == "shared tracks",
+    for set_name in sets:
+        results[set_name] = evaluate_all(model, args.wiener, references=not args.no_references,
                                          paper=args.paper_row, spleeter_tf_venv=args.spleeter_tf_venv,
                                          track_set=set_name, extra_models=extra)
     summaries = {set_name: set_summary(tracks) for set_name, tracks in results.items()}
