@@ -24,7 +24,10 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
   comparison: every channel at 8192 Hz through ``UNet.forward``, each target's own mask, band-limited;
 - ``UNet + Wiener``: the same masks refined by a multichannel Wiener filter
   (:func:`wiener_refine` below, one EM iteration, STFT 4096/1024 at 44.1 kHz, 1024/256 at 8 kHz), when
-  ``--wiener`` is given.
+  ``--wiener`` is given;
+- ``Spleeter 2stems, TensorFlow``: Deezer's Spleeter in its own TensorFlow venv, read from
+  ``benchmarks/results-stored/spleeter_tf_2stems.json``, or recomputed with ``--spleeter-tf-venv PATH``
+  (see ``benchmarks/spleeter_tf/README.md``).
 
 Usage::
 
@@ -48,6 +51,7 @@ import soundfile as sf
 import torch
 
 from asteroid_unet import evaluate as ev
+from spleeter_tf import reference
 
 DATA = Path(os.environ.get("ASTEROID_UNET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -176,7 +180,7 @@ def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) 
 
 
 def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True,
-                 paper: bool = False) -> dict:
+                 paper: bool = False, spleeter_tf_venv: Optional[str] = None) -> dict:
     """``{track: {row: {target: {metric: dB}, ...}}}``."""
     tracks = load_tracks(data)
     results = {}
@@ -194,6 +198,9 @@ def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references
                 rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
         if model is not False:
             rows.update(model_rows(model, refs, rate, wiener, paper))
+        spleeter_tf = reference.row(name, track, spleeter_tf_venv)
+        if spleeter_tf:
+            rows[reference.ROW] = spleeter_tf
         results[name] = rows
         print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
                                      for r, s in rows.items()), flush=True)
@@ -232,6 +239,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
+    parser.add_argument("--spleeter-tf-venv", default=None,
+                        help="recompute the Spleeter TensorFlow row in this venv instead of reading the stored one")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality")
     args = parser.parse_args(argv)
@@ -245,7 +254,8 @@ def main(argv: Optional[list] = None) -> int:
     else:
         model = load_model(args.model)
         label = args.model or str(default_weights_path())
-    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row)
+    results = evaluate_all(model, args.wiener, references=not args.no_references, paper=args.paper_row,
+                           spleeter_tf_venv=args.spleeter_tf_venv)
     results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median", "tracks": results}
     ev.write_json(results_meta, args.out.with_suffix(".json"))
     text = f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"
