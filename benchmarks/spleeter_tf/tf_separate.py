@@ -22,6 +22,8 @@ RATE = 44100
 
 
 def main(src: str, outdir: str) -> None:
+    if not Path(src).is_file():
+        sys.exit(f"error: no input file {src}")
     from spleeter.separator import Separator
 
     separator = Separator(MWF=False, multiprocess=False)
@@ -53,5 +55,5 @@ def main(src: str, outdir: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit(__doc__.strip().splitlines()[2].strip())
+        sys.exit("usage: " + __doc__.strip().splitlines()[2].strip())
     main(sys.argv[1], sys.argv[2])
