@@ -1,13 +1,13 @@
 """The 2-D U-Net of Jansson et al. (2017) on magnitude spectrogram patches, with the layer
 order of Spleeter's U-Net (Deezer) as options."""
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple:
+def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> Tuple[int, int]:
     """TensorFlow's ``padding="same"``: ``(before, after)`` for one axis (the extra one goes after)."""
     span = dilation * (kernel_size - 1) + 1
     total = max((-(-size // stride) - 1) * stride + span - size, 0)
@@ -31,7 +31,8 @@ class EncoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor):
         if self.tf_padding:
-            (top, bottom), (left, right) = (same_padding(n, self.kernel_size, self.stride) for n in x.shape[-2:])
+            top, bottom = same_padding(x.shape[-2], self.kernel_size, self.stride)
+            left, right = same_padding(x.shape[-1], self.kernel_size, self.stride)
             x = F.pad(x, (left, right, top, bottom))
         y = self.conv(x)
         return self.act(self.norm(y)), y
@@ -62,7 +63,8 @@ class DecoderBlock(nn.Module):
         size = [n * self.stride for n in x.shape[-2:]]
         y = self.conv(x)
         if self.tf_padding:  # the transposed conv's full output, cropped where TF's "same" crops it
-            (top, _), (left, _) = (same_padding(n, self.kernel_size, self.stride) for n in size)
+            top = same_padding(size[0], self.kernel_size, self.stride)[0]
+            left = same_padding(size[1], self.kernel_size, self.stride)[0]
             y = y[..., top : top + size[0], left : left + size[1]]
         y = self.norm(self.act(y)) if self.act_before_norm else self.act(self.norm(y))
         return self.dropout(y)

@@ -321,6 +321,14 @@ def dataio_prep(hparams):
     return datasets
 
 
+def evaluate_and_export(separator, hparams):
+    """Score the test tracks, then export the model with those scores."""
+    scores = separator.evaluate_tracks(
+        hparams["test_data"], hparams["output_folder"]
+    )
+    export_model(separator.hparams.model, hparams, {"UNet": scores})
+
+
 def export_model(model, hparams, summary):
     """The best checkpoint as an Asteroid package (``best_model.pth``, loads
     with ``UNet.from_pretrained``) and as a Hub folder (``hub/``: the same file
@@ -403,9 +411,6 @@ if __name__ == "__main__":
         min_key="loss",
         test_loader_kwargs=hparams["dataloader_opts"],
     )
-    # museval once, on the main process (the others wait), not once per DDP
-    # process.
-    run_on_main(
-        separator.evaluate_tracks,
-        args=[hparams["test_data"], hparams["output_folder"]],
-    )
+    # museval and the export once, on the main process (the others wait),
+    # not once per DDP process.
+    run_on_main(evaluate_and_export, args=[separator, hparams])
