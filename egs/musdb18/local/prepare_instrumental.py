@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asteroid_unet.data import AUDIO_EXTENSIONS
 from prepared_layout import is_prepared, mark_prepared, resample, run_jobs, write_track
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
-
 
 def prepare_file(item: tuple, out: Path, sample_rate: int) -> str:
     name, path = item

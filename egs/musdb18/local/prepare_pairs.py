@@ -14,17 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asteroid_unet.data import source_file
 from prepared_layout import SOURCES, is_prepared, mark_prepared, resample, run_jobs, write_track
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
-
-
-def source_file(clip: Path, source: str) -> Path:
-    for ext in AUDIO_EXTENSIONS:
-        if (clip / f"{source}{ext}").is_file():
-            return clip / f"{source}{ext}"
-    raise FileNotFoundError(f"{clip} has no {source} file ({', '.join(AUDIO_EXTENSIONS)})")
-
 
 def songs(root: Path) -> dict:
     """``{song: [clip folders in order]}``; a clip without a ``_NN`` suffix is a song of its own."""
