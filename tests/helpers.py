@@ -173,3 +173,18 @@ def voice_and_backing(seconds=8.0, seed=0):
     beats = (np.mod(t, 0.5) < 0.06) * rng.standard_normal(n) * np.exp(-np.mod(t, 0.5) / 0.02)
     backing = 0.1 * backing / np.abs(backing).max() + 0.15 * beats
     return 0.1 * voice / np.abs(voice).max(), backing
+
+
+def paper_model_with_statistics(seed=0):
+    """The paper-size UNet with random weights and non-trivial batch-norm statistics, as after training."""
+    import torch
+
+    from asteroid_unet import UNet
+
+    torch.manual_seed(seed)
+    model = UNet().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model

@@ -3,18 +3,12 @@ depends on the input's length, so a trace of it holds for one length only)."""
 import pytest
 import torch
 
-from asteroid_unet import UNet
+from helpers import paper_model_with_statistics
 
 
 @pytest.fixture(scope="module")
 def paper_model():
-    torch.manual_seed(0)
-    model = UNet().eval()
-    for module in model.modules():  # non-trivial batch-norm statistics, as after training
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    return model
+    return paper_model_with_statistics()
 
 
 def test_scripted_mask_net_matches_eager_on_any_batch_and_patch_size(paper_model):

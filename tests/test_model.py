@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from asteroid_unet import UNet, masked_magnitude_l1, unet_loss
+from helpers import paper_model_with_statistics
 
 
 def n_params(module):
@@ -113,12 +114,7 @@ def test_invalid_configuration_is_a_clear_error():
 
 
 def test_inference_copy_gives_the_same_masks():
-    torch.manual_seed(0)
-    model = UNet().eval()
-    for module in model.modules():  # non-trivial batch-norm statistics, as after training
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
+    model = paper_model_with_statistics()
     fast = model.for_inference()
     patches = torch.rand(2, 1, 512, 128)
     with torch.no_grad():
