@@ -17,7 +17,7 @@ import shutil
 import threading
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no version check: the page works offline
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

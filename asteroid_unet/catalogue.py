@@ -6,7 +6,7 @@ writes the same stems and reports the same one-line errors.
 """
 import traceback
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Optional, Union
+from typing import Dict, Iterable, Iterator, Union
 
 from .audio import AudioError
 from .parallel import ordered_map
