@@ -66,3 +66,33 @@ def test_stem_mp4_release_is_decoded_once(tmp_path):
     # The two previews hold one train track: too few to hold one out for validation.
     with pytest.raises(ValueError, match="at least 2 train tracks"):
         prepare_musdb18(PREVIEW, tmp_path / "save", is_wav=False)
+
+
+def test_extra_roots_add_pairs_and_instrumental_rows(tiny_musdb, tmp_path):
+    """The same extra data as the Asteroid recipe's --extra_roots: MIR-1K-style pairs (every 10th
+    song validates) and instrumental music (accompaniment only), with empty cells for missing stems."""
+    import numpy as np
+
+    pairs = tmp_path / "pairs"
+    for song in range(2):
+        for clip in (1, 2):
+            folder = pairs / f"singer_{song}_{clip:02d}"
+            folder.mkdir(parents=True)
+            for source in ("vocals", "accompaniment"):
+                sf.write(folder / f"{source}.flac", np.full(1600, 0.1, np.float32), 16000)
+    music = tmp_path / "music"
+    music.mkdir()
+    for name in ("a.ogg", "choir.ogg"):
+        sf.write(music / name, np.zeros((22050, 2), np.float32), 22050)
+    save = tmp_path / "save"
+    prepare_musdb18(tiny_musdb, save, extra_roots=[f"pairs:{pairs}", f"instrumental:{music}"],
+                    instrumental_exclude=["choir.ogg"])
+    train, valid = read(save / "train.csv"), read(save / "valid.csv")
+    assert [r["ID"] for r in valid] == ["train song 2", "pairs-singer_0_01", "pairs-singer_0_02"]
+    assert [r["ID"] for r in train][2:] == ["pairs-singer_1_01", "pairs-singer_1_02", "music-a"]
+    clip, instrumental = train[2], train[4]
+    assert (clip["drums"], clip["bass"]) == ("", "") and clip["vocals"].endswith("vocals.flac")
+    assert clip["other"].endswith("accompaniment.flac") and int(clip["frames"]) == 1600
+    assert instrumental["vocals"] == "" and instrumental["other"].endswith("a.ogg")
+    with pytest.raises(ValueError, match="pairs:DIR or instrumental:DIR"):
+        prepare_musdb18(tiny_musdb, tmp_path / "again", extra_roots=[f"karaoke:{pairs}"])

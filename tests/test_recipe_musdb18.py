@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -302,3 +303,26 @@ def test_evaluation_in_worker_processes_gives_the_serial_numbers(tmp_path):
             for scores in rows.values():
                 scores.pop("time_s")
     assert results[1] == results[2] and len(results[1]) == 2
+
+
+@pytest.mark.slow
+def test_recipe_trains_on_extra_pairs_and_instrumental_roots(tiny_musdb, tmp_path):
+    """``extra_roots``: short MIR-1K-style clips (shorter than a patch: padded) and instrumental music
+    (no vocals, no drums, no bass: silent stems) train next to the MUSDB18 tracks."""
+    import numpy as np
+
+    pairs, music = tmp_path / "pairs", tmp_path / "music"
+    for clip in ("singer_1_01", "singer_2_01"):
+        (pairs / clip).mkdir(parents=True)
+        for source, freq in (("vocals", 440), ("accompaniment", 110)):
+            t = np.arange(8000) / 16000
+            sf.write(pairs / clip / f"{source}.flac", 0.1 * np.sin(2 * np.pi * freq * t), 16000)
+    music.mkdir()
+    sf.write(music / "a.ogg", 0.1 * np.random.default_rng(0).standard_normal((44100, 2)), 44100)
+    out = tmp_path / "out"
+    flags = debug_flags(recipe_rows()[0], N_epochs=1, eval_reference_rows=False)
+    finish(run_recipe(tiny_musdb, out, *flags, f"--extra_roots=[pairs:{pairs}, instrumental:{music}]"))
+    with open(out / "save" / "train.csv", newline="") as f:
+        ids = [r["ID"] for r in csv.DictReader(f)]
+    assert ids[-2:] == ["pairs-singer_2_01", "music-a"]
+    assert (out / "best_model.pth").is_file()

@@ -24,19 +24,27 @@ import csv
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import soundfile as sf
 import yaml
 
 STEMS = ("vocals", "drums", "bass", "other")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 SUBSETS = ("train", "test")
 MANIFESTS = ("train.csv", "valid.csv", "test.csv")
 COLUMNS = ("ID", "duration", "sample_rate", "frames", "channels") + STEMS
 
 
 def prepare_musdb18(
-    data_folder, save_folder, is_wav=True, valid_fraction=0.14, skip_prep=False
+    data_folder,
+    save_folder,
+    is_wav=True,
+    valid_fraction=0.14,
+    skip_prep=False,
+    extra_roots=(),
+    instrumental_exclude=(),
 ):
     """Write the train/valid/test manifests of a MUSDB18 root into
     ``save_folder``.
@@ -50,6 +58,15 @@ def prepare_musdb18(
             official validation tracks are absent. Default 0.14 (14 of 100, as
             musdb).
         skip_prep (bool): do nothing. Default False.
+        extra_roots (list): more training data, as the Asteroid recipe's
+            ``--extra_roots``: ``"pairs:DIR"`` (``<clip>/{vocals,
+            accompaniment}.<ext>``, MIR-1K's layout; every 10th song, by the
+            ``<song>_<NN>`` clip names, validates) or ``"instrumental:DIR"``
+            (music files without singing: accompaniment only). Their rows
+            leave the stems they lack empty and put the accompaniment in
+            ``other``. Default none.
+        instrumental_exclude (list): file names skipped in instrumental roots
+            (songs with singing). Default none.
     """
     if skip_prep:
         return
@@ -58,6 +75,8 @@ def prepare_musdb18(
         data_folder=str(Path(data_folder).resolve()),
         is_wav=bool(is_wav),
         valid_fraction=valid_fraction,
+        extra_roots=[str(r) for r in extra_roots],
+        instrumental_exclude=sorted(instrumental_exclude),
     )
     options_file = save_folder / "prepare_options.json"
     if (
@@ -82,9 +101,75 @@ def prepare_musdb18(
         if not rows:
             raise FileNotFoundError(f"No tracks in {root / subset}")
     train, valid = split_validation(tracks["train"], valid_fraction)
+    for entry in extra_roots:
+        extra_train, extra_valid = extra_rows(entry, instrumental_exclude)
+        train, valid = train + extra_train, valid + extra_valid
     for name, rows in zip(MANIFESTS, (train, valid, tracks["test"])):
         _write_csv(save_folder / name, rows)
     options_file.write_text(json.dumps(options))
+
+
+def extra_rows(entry, instrumental_exclude=()):
+    """``(train, valid)`` manifest rows of one ``"pairs:DIR"`` or
+    ``"instrumental:DIR"`` entry (see :func:`prepare_musdb18`)."""
+    kind, _, folder = str(entry).partition(":")
+    root = Path(folder)
+    if kind not in ("pairs", "instrumental") or not root.is_dir():
+        raise ValueError(
+            f"extra root {entry!r}: expected pairs:DIR or instrumental:DIR "
+            "with an existing DIR"
+        )
+    prefix = root.resolve().name
+    if kind == "instrumental":
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in AUDIO_EXTENSIONS
+            and p.name not in set(instrumental_exclude)
+        )
+        rows = [_extra_row(f"{prefix}-{p.stem}", None, p) for p in files]
+        return rows, []
+    songs = {}
+    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
+        match = re.fullmatch(r"(.+)_(\d+)", clip.name)
+        songs.setdefault(match.group(1) if match else clip.name, []).append(
+            clip
+        )
+    train, valid = [], []
+    for index, clips in enumerate(songs.values()):
+        rows = [
+            _extra_row(
+                f"{prefix}-{clip.name}",
+                _source_file(clip, "vocals"),
+                _source_file(clip, "accompaniment"),
+            )
+            for clip in clips
+        ]
+        (valid if index % 10 == 0 else train).extend(rows)
+    return train, valid
+
+
+def _source_file(clip, source):
+    for path in sorted(clip.glob(f"{source}.*")):
+        if path.suffix.lower() in AUDIO_EXTENSIONS:
+            return path
+    raise FileNotFoundError(f"{clip}: no {source} file")
+
+
+def _extra_row(track_id, vocals, accompaniment):
+    """A manifest row whose missing stems are empty strings."""
+    infos = [sf.info(str(p)) for p in (vocals, accompaniment) if p]
+    return dict(
+        ID=track_id,
+        duration=round(infos[-1].frames / infos[-1].samplerate, 3),
+        sample_rate=infos[-1].samplerate,
+        frames=min(i.frames for i in infos),
+        channels=infos[-1].channels,
+        vocals=str(vocals.resolve()) if vocals else "",
+        drums="",
+        bass="",
+        other=str(accompaniment.resolve()),
+    )
 
 
 def split_validation(rows, valid_fraction):

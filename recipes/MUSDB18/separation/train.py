@@ -254,15 +254,16 @@ def dataio_prep(hparams):
         rate, frames = int(track["sample_rate"]), int(track["frames"])
         length = int(np.ceil(patch_samples * rate / model_rate)) + 1
         start = int(start_fraction * max(0, frames - length))
-        stems = []
-        for stem in STEMS:
+        stems = torch.zeros(len(STEMS), length)
+        for i, stem in enumerate(STEMS):
+            if not track[stem]:  # an extra-data row without this stem: silence
+                continue
             audio = read_audio(
                 {"file": track[stem], "start": start, "stop": start + length}
             )
-            stems.append(
-                audio.reshape(audio.shape[0], -1).mean(dim=1)
-            )  # downmix to mono
-        stems = resample(torch.stack(stems), rate, model_rate)
+            audio = audio.reshape(audio.shape[0], -1).mean(dim=1)  # mono
+            stems[i, : audio.shape[0]] = audio[:length]
+        stems = resample(stems, rate, model_rate)
         stems = torch.nn.functional.pad(
             stems, (0, max(0, patch_samples - stems.shape[-1]))
         )
@@ -388,6 +389,8 @@ if __name__ == "__main__":
             "is_wav": hparams["is_wav"],
             "valid_fraction": hparams["valid_fraction"],
             "skip_prep": hparams["skip_prep"],
+            "extra_roots": hparams["extra_roots"],
+            "instrumental_exclude": hparams["instrumental_exclude"],
         },
     )
     datasets = dataio_prep(hparams)
