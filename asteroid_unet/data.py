@@ -11,6 +11,7 @@ tracks (the vocals of instrumental music) are left out of that source's stream.
 import math
 import os
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -28,6 +29,17 @@ def source_file(track: Path, source: str) -> Path:
         if (track / f"{source}{ext}").is_file():
             return track / f"{source}{ext}"
     raise FileNotFoundError(f"{track} has no {source} file ({', '.join(AUDIO_EXTENSIONS)})")
+
+
+def clip_songs(root: Path) -> Dict[str, List[Path]]:
+    """``{song: [clip folders in clip order]}`` of a folder of clips named ``<song>_<NN>``
+    (MIR-1K's layout), songs sorted by name; a clip without the suffix is a song of its own."""
+    grouped: Dict[str, list] = {}
+    for clip in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        match = re.fullmatch(r"(.+)_(\d+)", clip.name)
+        key, number = (match.group(1), int(match.group(2))) if match else (clip.name, 0)
+        grouped.setdefault(key, []).append((number, clip))
+    return {song: [clip for _, clip in sorted(clips)] for song, clips in sorted(grouped.items())}
 
 
 def read_mono(path: Path, sample_rate: int) -> torch.Tensor:

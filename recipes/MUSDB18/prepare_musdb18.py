@@ -24,14 +24,13 @@ import csv
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import soundfile as sf
 import yaml
+from asteroid_unet.data import AUDIO_EXTENSIONS, clip_songs, source_file
 
 STEMS = ("vocals", "drums", "bass", "other")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 SUBSETS = ("train", "test")
 MANIFESTS = ("train.csv", "valid.csv", "test.csv")
 COLUMNS = ("ID", "duration", "sample_rate", "frames", "channels") + STEMS
@@ -121,39 +120,27 @@ def extra_rows(entry, instrumental_exclude=()):
         )
     prefix = root.resolve().name
     if kind == "instrumental":
+        excluded = set(instrumental_exclude)
         files = sorted(
             p
             for p in root.rglob("*")
-            if p.suffix.lower() in AUDIO_EXTENSIONS
-            and p.name not in set(instrumental_exclude)
+            if p.suffix.lower() in AUDIO_EXTENSIONS and p.name not in excluded
         )
         rows = [_extra_row(f"{prefix}-{p.stem}", None, p) for p in files]
         return rows, []
-    songs = {}
-    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
-        match = re.fullmatch(r"(.+)_(\d+)", clip.name)
-        songs.setdefault(match.group(1) if match else clip.name, []).append(
-            clip
-        )
+    songs = clip_songs(root)
     train, valid = [], []
     for index, clips in enumerate(songs.values()):
         rows = [
             _extra_row(
                 f"{prefix}-{clip.name}",
-                _source_file(clip, "vocals"),
-                _source_file(clip, "accompaniment"),
+                source_file(clip, "vocals"),
+                source_file(clip, "accompaniment"),
             )
             for clip in clips
         ]
         (valid if index % 10 == 0 else train).extend(rows)
     return train, valid
-
-
-def _source_file(clip, source):
-    for path in sorted(clip.glob(f"{source}.*")):
-        if path.suffix.lower() in AUDIO_EXTENSIONS:
-            return path
-    raise FileNotFoundError(f"{clip}: no {source} file")
 
 
 def _extra_row(track_id, vocals, accompaniment):

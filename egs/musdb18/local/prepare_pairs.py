@@ -6,26 +6,14 @@ slice of the songs (every ``--valid_every``-th in sorted order) goes to validati
 rest to training. Writes the prepared layout of ``prepared_layout.py`` at the model rate.
 """
 import argparse
-import re
-from collections import defaultdict
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from asteroid_unet.data import source_file
+from asteroid_unet.data import clip_songs, source_file
 from prepared_layout import SOURCES, is_prepared, mark_prepared, resample, run_jobs, write_track
-
-def songs(root: Path) -> dict:
-    """``{song: [clip folders in order]}``; a clip without a ``_NN`` suffix is a song of its own."""
-    grouped = defaultdict(list)
-    for clip in sorted(p for p in root.iterdir() if p.is_dir()):
-        match = re.fullmatch(r"(.+)_(\d+)", clip.name)
-        key, number = (match.group(1), int(match.group(2))) if match else (clip.name, 0)
-        grouped[key].append((number, clip))
-    return {song: [clip for _, clip in sorted(clips)] for song, clips in sorted(grouped.items())}
-
 
 def read_mono(path: Path) -> tuple:
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -60,7 +48,7 @@ def main() -> None:
     if is_prepared(args.out, prefix, settings):
         print(f"{args.root} is already prepared in {args.out}; skipping")
         return
-    grouped = songs(args.root)
+    grouped = clip_songs(args.root)
     if not grouped:
         raise SystemExit(f"error: no <clip>/{{vocals,accompaniment}} folders under {args.root}")
     items = [("valid" if args.valid_every and i % args.valid_every == 0 else "train", f"{prefix}-{song}", clips)
