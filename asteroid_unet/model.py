@@ -3,7 +3,7 @@ import contextlib
 import copy
 import math
 import warnings
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -319,13 +319,15 @@ class UNet(BaseEncoderMaskerDecoder):
             masks = (power + MASK_EPS / len(self.targets)) / (power.sum(1, keepdim=True) + MASK_EPS)
         return masks if self.audio_channels > 1 else masks[:, :, 0]
 
-    def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def masks_from_magnitude(self, magnitude: torch.Tensor,
+                             patch_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         """Masks ``(batch, n_targets, [channels,] n_bins, frames)`` for a magnitude ``(batch, [channels,]
         n_bins, frames)`` of any length (the channel axis for ``audio_channels > 1``).
 
         Patches start every ``patch_hop`` frames, from ``patch_frames - patch_hop``
         frames before the first frame, and are cross-faded; so a frame's mask depends
         only on the patches that cover it, on a grid fixed by the first frame.
+        ``patch_fn`` replaces :meth:`patch_masks` on all the patches, in order (a cache, say).
         """
         channels = self.audio_channels
         batch, n_bins, n_frames = magnitude.shape[0], magnitude.shape[-2], magnitude.shape[-1]
@@ -335,7 +337,10 @@ class UNet(BaseEncoderMaskerDecoder):
         total = (n_patches - 1) * hop + size
         padded = F.pad(magnitude.reshape(batch, channels, n_bins, n_frames), (lead, total - lead - n_frames))
         patches = padded.unfold(-1, size, hop).permute(0, 3, 1, 2, 4).reshape(-1, channels, n_bins, size)
-        masks = torch.cat([self.patch_masks(p) for p in patches.split(self.patch_batch)])
+        if patch_fn is None:
+            masks = torch.cat([self.patch_masks(p) for p in patches.split(self.patch_batch)])
+        else:
+            masks = patch_fn(patches)
         n_masks = len(self.targets) * channels
         weighted = (masks * self.crossfade).reshape(batch, n_patches, n_masks * n_bins * size)
         summed = F.fold(weighted.transpose(1, 2), (1, total), (1, size), stride=(1, hop))

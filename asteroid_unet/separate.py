@@ -14,6 +14,7 @@ from .model import UNet
 from .pretrained import load_model
 
 Reader = Callable[[int, int], torch.Tensor]
+EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
 
 
 class Separator:
@@ -65,10 +66,12 @@ class Separator:
         self.chunk = max(1, round(chunk_seconds * self.sample_rate / self.unit)) * self.unit
         # Context: the patches covering a chunk's first frame start up to patch_frames - patch_hop frames
         # earlier; 16 more frames keep STFT and resampling edge effects away from them.
-        lead = model.patch_frames - patch_hop + 16
+        lead = model.patch_frames - patch_hop + EDGE_FRAMES
         self.margin = self.samples(math.ceil(lead / self.frame_step) * self.frame_step)
-        # After a chunk: the few frames whose masks reach its last samples, and the whole patches covering them.
-        self.margin_after = self.samples(math.ceil(model.patch_frames / self.frame_step) * self.frame_step)
+        # After a chunk: the few frames whose masks reach its last samples, the whole patches covering
+        # them, and 16 frames more, so that those patches are exact and the next chunk reuses them.
+        self.margin_after = self.samples(math.ceil((model.patch_frames + EDGE_FRAMES) / self.frame_step) * self.frame_step)
+        self._reuse: Dict[int, torch.Tensor] = {}  # exact patch masks, by first global frame, for the next chunk
         self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
         self.window = torch.hann_window(self.n_fft, device=self.device)
         # Zeros before the song as the model sees them: causal framing pads with zeros, centred reflects.
@@ -81,9 +84,14 @@ class Separator:
         """Input samples spanned by ``model_frames`` model hops (a multiple of ``frame_step``)."""
         return model_frames * self.model.hop_length * self.sample_rate // self.model_rate
 
+    def frame(self, sample: int) -> int:
+        """The model frame (hop) in which input sample ``sample`` lies."""
+        return sample * self.model_rate // (self.model.hop_length * self.sample_rate)
+
     def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
         """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
         step = self.samples(self.frame_step)
+        self._reuse = {}
         for start in range(0, n_samples, self.chunk):
             stop = min(start + self.chunk, n_samples)
             seg_start = max(0, start - self.margin)
@@ -91,14 +99,42 @@ class Separator:
             seg_len = math.ceil((seg_stop - seg_start) / step) * step
             x = read(seg_start, seg_start + seg_len).to(self.device)
             x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
-            first_frame = seg_start * self.model_rate // (self.model.hop_length * self.sample_rate)
-            stems = self._separate_segment(x, first_frame)
+            first_frame = self.frame(seg_start)
+            # Frames untouched by this segment's own borders (the song's borders are the real ones).
+            exact = (first_frame + EDGE_FRAMES if seg_start > 0 else -math.inf,
+                     first_frame + seg_len // step * self.frame_step - EDGE_FRAMES if seg_stop < n_samples else math.inf)
+            need = (self.frame(start) - EDGE_FRAMES, self.frame(stop) + EDGE_FRAMES)  # frames whose masks reach the core
+            keep_from = self.frame(stop - self.margin) - self.model.patch_frames  # where the next segment's patches start
+            stems = self._separate_segment(x, first_frame, need, exact, keep_from)
             core = slice(start - seg_start, stop - seg_start)
             yield start, {name: s[:, core].cpu() for name, s in stems.items()}
 
+    def _patch_masks(self, patches: torch.Tensor, first: int, need: Tuple[float, float], exact: Tuple[float, float],
+                     keep_from: float) -> torch.Tensor:
+        """:meth:`UNet.patch_masks` of patches starting every ``patch_hop`` frames from global frame
+        ``first``: those overlapping the frames ``need`` (the others are zeros), reusing the previous
+        chunk's exact patches; exact ones from ``keep_from`` are kept for the next chunk."""
+        model = self.model
+        starts = [first + i * model.patch_hop for i in range(patches.shape[0])]
+        needed = [need[0] < g + model.patch_frames and g < need[1] for g in starts]
+        exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
+        reused = {g: m for g, m in self._reuse.items() if g in exact_here}
+        todo = [i for i, g in enumerate(starts) if needed[i] and g not in reused]
+        computed = iter(torch.cat([model.patch_masks(p) for p in patches[todo].split(model.patch_batch)]) if todo else [])
+        found = {g: reused[g] if g in reused else next(computed) for g, used in zip(starts, needed) if used}
+        unused = torch.zeros_like(next(iter(found.values())))  # the core always needs a patch
+        self._reuse = {g: m for g, m in found.items() if g >= keep_from and g in exact_here}
+        return torch.stack([found.get(g, unused) for g in starts])
+
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor, first_frame: int) -> Dict[str, torch.Tensor]:
-        """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``."""
+    def _separate_segment(self, x: torch.Tensor, first_frame: int, need: Tuple[float, float] = (-math.inf, math.inf),
+                          exact: Tuple[float, float] = (math.inf, -math.inf), keep_from: float = math.inf
+                          ) -> Dict[str, torch.Tensor]:
+        """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``.
+
+        Only the patches overlapping the global frames ``need`` go through the network. Those lying
+        within the frames ``exact`` are the same in any segment: they are reused across
+        consecutive segments, and kept from ``keep_from``."""
         model = self.model
         if not torch.isfinite(x.sum(0)).all():  # NaN or Inf in any channel
             raise AudioError("contains NaN or Inf samples")
@@ -110,7 +146,9 @@ class Separator:
         net_input = fft_resample(net_input, self.sample_rate, self.model_rate, self.guard)
         magnitude = model.magnitude(net_input)[..., skip:]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            masks = model.masks_from_magnitude(magnitude[None] if channels > 1 else magnitude)[0].float()
+            first = first_frame + skip - (model.patch_frames - model.patch_hop)
+            masks = model.masks_from_magnitude(magnitude[None] if channels > 1 else magnitude,
+                                               lambda p: self._patch_masks(p, first, need, exact, keep_from))[0].float()
         if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
         if len(self.names) > 2:  # several masks share the mix
