@@ -9,7 +9,9 @@ loss is written as an Asteroid package, and ``metrics.csv`` records the curve.
 
     python local/train_minimal.py --data data/prepared-musdb18-7-8192 --exp_dir exp/minimal --minutes 30
 
-A restarted run resumes from ``<exp_dir>/last.pt`` (model, optimizer, step, best loss).
+A restarted run resumes from ``<exp_dir>/last.pt`` (model, optimizer, step, best loss). A new
+run starts from random weights, or from a model with ``--init`` (``paper`` for the packaged
+weights, or a file): fine-tuning on a CPU, for instance.
 """
 import argparse
 import csv
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from asteroid_unet import UNet, unet_loss
+from asteroid_unet import UNet, load_model, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
 
 SOURCES = ["vocals", "accompaniment"]
@@ -53,6 +55,8 @@ def main() -> None:
     parser.add_argument("--val_chunks_per_track", type=int, default=8)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPUs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default=None, help="start a new run from this model: a name (paper) or a file")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -60,7 +64,10 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     args.exp_dir.mkdir(parents=True, exist_ok=True)
 
-    model = UNet().to(device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.init) if args.init else UNet()
+    model = model.train().to(device)
     tracks = {split: load_tracks(args.data, split, SOURCES, int(model.sample_rate)) for split in ("train", "valid")}
     train = RandomChunks(tracks["train"], model.targets, model.patch_samples, n_chunks=1,
                          gain_range=(args.gain_min, args.gain_max))
@@ -76,6 +83,10 @@ def main() -> None:
         optimizer.load_state_dict(state["optimizer"])
         step, best = state["step"], state["best_val_loss"]
         print(f"Resuming from {last} at step {step} (best validation loss {best:.5f})", flush=True)
+    elif args.init:
+        best = validation_loss(model, valid, args.batch_size, device)
+        torch.save(model.serialize(), args.exp_dir / "best_model.pth")
+        print(f"Starting from {args.init}: validation loss {best:.5f}", flush=True)
     generator = torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + step)
     metrics = args.exp_dir / "metrics.csv"
     new_log = not metrics.exists()
