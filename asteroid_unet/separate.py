@@ -105,9 +105,8 @@ class Separator:
                      first_frame + seg_len // step * self.frame_step - EDGE_FRAMES if seg_stop < n_samples else math.inf)
             need = (self.frame(start) - EDGE_FRAMES, self.frame(stop) + EDGE_FRAMES)  # frames whose masks reach the core
             keep_from = self.frame(stop - self.margin) - self.model.patch_frames  # where the next segment's patches start
-            stems = self._separate_segment(x, first_frame, need, exact, keep_from)
-            core = slice(start - seg_start, stop - seg_start)
-            yield start, {name: s[:, core].cpu() for name, s in stems.items()}
+            stems = self._separate_segment(x, first_frame, slice(start - seg_start, stop - seg_start), need, exact, keep_from)
+            yield start, {name: s.cpu() for name, s in stems.items()}
 
     def _patch_masks(self, patches: torch.Tensor, first: int, need: Tuple[float, float], exact: Tuple[float, float],
                      keep_from: float) -> torch.Tensor:
@@ -127,11 +126,13 @@ class Separator:
         return torch.stack([found.get(g, unused) for g in starts])
 
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor, first_frame: int, need: Tuple[float, float] = (-math.inf, math.inf),
+    def _separate_segment(self, x: torch.Tensor, first_frame: int, core: slice, need: Tuple[float, float] = (-math.inf, math.inf),
                           exact: Tuple[float, float] = (math.inf, -math.inf), keep_from: float = math.inf
                           ) -> Dict[str, torch.Tensor]:
-        """Stems of a segment ``(channels, time)`` starting at global model frame ``first_frame``.
+        """Stems of the ``core`` samples (whole STFT hops) of a segment ``(channels, time)`` starting at
+        global model frame ``first_frame``; the rest of the segment is the network's context.
 
+        The full-band STFT, masks and inverse STFT cover only the core and one window on each side.
         Only the patches overlapping the global frames ``need`` go through the network. Those lying
         within the frames ``exact`` are the same in any segment: they are reused across
         consecutive segments, and kept from ``keep_from``."""
@@ -156,6 +157,11 @@ class Separator:
         elif masks.shape[0] == 2:
             masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
         n_masked = len(self.names) - 1 if self.full_band or masks.shape[0] < len(self.names) else len(self.names)
+        # The core and the frames reaching into it: frames near this span's own borders stay outside the core.
+        reach = math.ceil(self.n_fft / self.hop) * self.hop
+        lo, hi = max(0, core.start - reach), min(x.shape[-1], core.stop + reach)
+        span = x[:, lo:hi]
+        samples_per_frame = model.hop_length * self.sample_rate / self.model_rate
         full_masks = [
             interpolate_mask(
                 mask,
@@ -163,24 +169,26 @@ class Separator:
                 model_frame_s=model.hop_length / self.model_rate,
                 n_freqs=self.n_fft // 2 + 1,
                 bin_hz=self.sample_rate / self.n_fft,
-                n_frames=1 + x.shape[-1] // self.hop,  # torch.stft's frame count with center=True
+                n_frames=1 + span.shape[-1] // self.hop,  # torch.stft's frame count with center=True
                 frame_s=self.hop / self.sample_rate,
-                offset_frames=skip + model.first_frame_center / model.hop_length,
+                offset_frames=skip + model.first_frame_center / model.hop_length - lo / samples_per_frame,
                 band_limited=not self.full_band,
             )
             for mask in masks[:n_masked]
         ]
         masked_names = self.names[:n_masked]
-        stems: Dict[str, torch.Tensor] = {name: torch.empty_like(x) for name in masked_names}
+        keep = slice(core.start - lo, core.stop - lo)
+        stems: Dict[str, torch.Tensor] = {name: x.new_empty(x.shape[0], keep.stop - keep.start) for name in masked_names}
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
-            spec = torch.stft(x[channel], self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
+            spec = torch.stft(span[channel], self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
                               return_complex=True)
             for name, full in zip(masked_names, full_masks):
                 masked = spec if name == masked_names[-1] else spec.clone()  # the last masked stem may reuse spec
                 mask = full[channel] if per_channel else full
-                stems[name][channel] = torch.istft(masked.mul_(mask), self.n_fft, self.hop, window=self.window, length=x.shape[-1])
+                stems[name][channel] = torch.istft(masked.mul_(mask), self.n_fft, self.hop, window=self.window,
+                                                   length=span.shape[-1])[keep]
         if len(masked_names) < len(self.names):
-            stems[self.names[-1]] = x - sum(stems.values())
+            stems[self.names[-1]] = x[:, core] - sum(stems.values())
         return stems
 
 
