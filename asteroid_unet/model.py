@@ -342,6 +342,9 @@ class UNet(BaseEncoderMaskerDecoder):
         else:
             masks = patch_fn(patches)
         n_masks = len(self.targets) * channels
+        if hop == size:  # patches side by side: nothing to cross-fade
+            side = masks.reshape(batch, n_patches, n_masks * n_bins, size).transpose(1, 2)
+            return side.reshape(batch, *masks.shape[1:-1], total)[..., lead : lead + n_frames]
         weighted = (masks * self.crossfade).reshape(batch, n_patches, n_masks * n_bins * size)
         summed = F.fold(weighted.transpose(1, 2), (1, total), (1, size), stride=(1, hop))
         weights = F.fold(

@@ -152,10 +152,8 @@ class Separator:
                                                lambda p: self._patch_masks(p, first, need, exact, keep_from))[0].float()
         if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
-        if len(self.names) > 2:  # several masks share the mix
-            masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
-        elif masks.shape[0] == 2:
-            masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-8)
+        if len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
+            masks /= masks.sum(0, keepdim=True).clamp_min(1e-8)
         n_masked = len(self.names) - 1 if self.full_band or masks.shape[0] < len(self.names) else len(self.names)
         # The core and the frames reaching into it: frames near this span's own borders stay outside the core.
         reach = math.ceil(self.n_fft / self.hop) * self.hop
