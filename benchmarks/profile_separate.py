@@ -1,0 +1,90 @@
+"""Where the time of one separation goes: the user path of ``speed.py`` under cProfile, by stage.
+
+Separates a 44.1 kHz stereo WAV (made from the Falcon 69 preview, as in ``speed.py``) with
+``separate_file`` and reports the cumulative time of each stage: reading, resampling to the
+model's rate, the model's magnitude STFT, the U-Net on its patches, carrying the masks onto the
+full-band grid, the full-band STFT and inverse STFT, and writing. Prints a table and writes JSON.
+
+    python benchmarks/profile_separate.py --model paper --seconds 240
+    python benchmarks/profile_separate.py                     # the default model
+"""
+import argparse
+import cProfile
+import json
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import make_input  # noqa: E402
+
+# (label, function name, a path fragment of its file, the caller counted or None for all)
+STAGES = [
+    ("read the input", "read", "asteroid_unet/audio.py", None),
+    ("resample to the model's rate", "fft_resample", "asteroid_unet/fullband.py", None),
+    ("model STFT (magnitude)", "magnitude", "asteroid_unet/model.py", None),
+    ("U-Net on patches", "patch_masks", "asteroid_unet/model.py", None),
+    ("masks onto the full-band grid", "interpolate_mask", "asteroid_unet/fullband.py", None),
+    ("full-band STFT", "stft", "torch/functional.py", "_separate_segment"),
+    ("full-band inverse STFT", "istft", "~", None),  # a builtin
+    ("write the stems", "write", "asteroid_unet/audio.py", None),
+]
+
+
+def cumulative(stats: dict, name: str, fragment: str, caller) -> float:
+    """Seconds spent in (and under) function ``name`` of a file ending in ``fragment``, from ``caller``."""
+    total = 0.0
+    for (file, _, func), (_, _, _, ct, callers) in stats.items():
+        if func in (name, f"<built-in method torch.{name}>") and file.replace("\\", "/").endswith(fragment):
+            total += ct if caller is None else sum(c[3] for (_, _, f), c in callers.items() if f == caller)
+    return total
+
+
+def profile(src: Path, outdir: str, model_spec) -> dict:
+    from asteroid_unet.pretrained import load_model
+    from asteroid_unet.separate import separate_file
+
+    model = load_model(model_spec)
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    separate_file(src, outdir, model, force=True)
+    profiler.disable()
+    total = time.perf_counter() - start
+    stats = pstats.Stats(profiler).stats
+    stages = {label: cumulative(stats, *where) for label, *where in STAGES}
+    stages["everything else"] = total - sum(stages.values())
+    return {"total_s": total, "stages_s": stages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="a model name or file (default: the default model)")
+    parser.add_argument("--seconds", type=float, default=240.0, help="input length")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "input.wav"
+        make_input(src, args.seconds)
+        result = profile(src, tmp, args.model)
+    result.update(model=args.model or "default", seconds=args.seconds, threads=torch.get_num_threads(),
+                  machine=platform.processor() or platform.machine(), torch=torch.__version__)
+    print(f"{args.seconds:.0f} s input, model {result['model']}, {result['threads']} threads: "
+          f"{result['total_s']:.2f} s ({args.seconds / result['total_s']:.0f}x real time)")
+    for label, seconds in result["stages_s"].items():
+        print(f"  {label:32s} {seconds:6.2f} s  {100 * seconds / result['total_s']:4.0f} %")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
