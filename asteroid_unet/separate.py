@@ -111,24 +111,24 @@ class Separator:
     def _patch_masks(self, patches: torch.Tensor, first: int, need: Tuple[float, float], exact: Tuple[float, float],
                      keep_from: float) -> torch.Tensor:
         """:meth:`UNet.patch_masks` of patches starting every ``patch_hop`` frames from global frame
-        ``first``: those overlapping the frames ``need`` (the others are zeros), reusing the previous
-        chunk's exact patches; exact ones from ``keep_from`` are kept for the next chunk."""
+        ``first``: those overlapping the frames ``need`` (the others are zeros), reusing the exact
+        patches of earlier chunks; exact ones from ``keep_from`` are kept for the next chunk.
+        Exact patches saw no segment border, so a reused patch is the one a whole-song pass computes,
+        even where this segment's own copy of it would not be."""
         model = self.model
         starts = [first + i * model.patch_hop for i in range(patches.shape[0])]
         needed = [need[0] < g + model.patch_frames and g < need[1] for g in starts]
-        exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
-        reused = {g: m for g, m in self._reuse.items() if g in exact_here}
-        todo = [i for i, g in enumerate(starts) if needed[i] and g not in reused]
+        todo = [i for i, g in enumerate(starts) if needed[i] and g not in self._reuse]
         computed = iter(torch.cat([model.patch_masks(p) for p in patches[todo].split(model.patch_batch)]) if todo else [])
-        found = {g: reused[g] if g in reused else next(computed) for g, used in zip(starts, needed) if used}
+        found = {g: self._reuse[g] if g in self._reuse else next(computed) for g, used in zip(starts, needed) if used}
         unused = torch.zeros_like(next(iter(found.values())))  # the core always needs a patch
-        self._reuse = {g: m for g, m in found.items() if g >= keep_from and g in exact_here}
+        exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
+        self._reuse = {g: m for g, m in found.items() if g >= keep_from and (g in exact_here or g in self._reuse)}
         return torch.stack([found.get(g, unused) for g in starts])
 
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor, first_frame: int, core: slice, need: Tuple[float, float] = (-math.inf, math.inf),
-                          exact: Tuple[float, float] = (math.inf, -math.inf), keep_from: float = math.inf
-                          ) -> Dict[str, torch.Tensor]:
+    def _separate_segment(self, x: torch.Tensor, first_frame: int, core: slice, need: Tuple[float, float],
+                          exact: Tuple[float, float], keep_from: float) -> Dict[str, torch.Tensor]:
         """Stems of the ``core`` samples (whole STFT hops) of a segment ``(channels, time)`` starting at
         global model frame ``first_frame``; the rest of the segment is the network's context.
 

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -52,6 +54,22 @@ def test_chunked_equals_whole(paper_model):
     chunked = separate(x, rate, paper_model, chunk_seconds=6)
     for name in whole:
         assert (whole[name] - chunked[name]).abs().max() / x.abs().max() < 1e-4
+
+
+def test_each_patch_goes_through_the_network_once(paper_model, monkeypatch):
+    """Chunks reuse the patches their neighbours computed: as many network patches as one whole pass."""
+    counted = []
+    patch_masks = UNet.patch_masks
+    monkeypatch.setattr(UNet, "patch_masks", lambda self, p: counted.append(p.shape[0]) or patch_masks(self, p))
+    x = music(40, 44100)
+    totals = {}
+    for chunk_seconds in (1000, 13, 6):
+        counted.clear()
+        separate(x, 44100, paper_model, chunk_seconds=chunk_seconds)
+        totals[chunk_seconds] = sum(counted)
+    frames = 1 + 40 * 8192 // 768  # the song's model frames
+    assert totals[1000] == math.ceil(frames / 64) + 1  # patches every 64 frames, from 64 frames before the song
+    assert totals[13] == totals[6] == totals[1000]
 
 
 def test_chunk_geometry_bounds_memory(paper_model):
