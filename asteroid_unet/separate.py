@@ -321,6 +321,85 @@ def output_name(path: Path) -> str:
     return path.stem
 
 
+class SongOutput:
+    """The stems of one song, written all or none to ``targets`` (see :func:`stem_targets`).
+
+    Creates the song folder and removes temporary files a killed earlier run left; stems go to
+    hidden temporary files (:class:`~asteroid_unet.audio.AtomicWriter`). :meth:`commit` renames
+    them all into place; :meth:`abort` (or an error in :meth:`commit`) leaves no stem and no
+    empty song folder behind.
+    """
+
+    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int, fmt: str):
+        self.targets = targets
+        self.song_dir = next(iter(targets.values())).parent
+        self.created = not self.song_dir.exists()
+        try:
+            self.song_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AudioError(f"cannot create output folder {self.song_dir} ({err.strerror})") from None
+        if not os.access(self.song_dir, os.W_OK):
+            raise AudioError(f"output folder {self.song_dir} is not writable")
+        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
+            for stale in self.song_dir.glob(f".{name}.*.partial"):
+                stale.unlink(missing_ok=True)
+        self.writers: Dict[str, AtomicWriter] = {}
+        try:
+            for name, target in targets.items():
+                self.writers[name] = AtomicWriter(target, sample_rate, channels, fmt)
+        except BaseException as err:
+            self.abort(err)
+
+    def write(self, stems: Dict[str, torch.Tensor]) -> None:
+        """Append a block ``{stem: (channels, time)}`` to every stem."""
+        for name, block in stems.items():
+            self.writers[name].write(block)
+
+    def commit(self) -> Dict[str, Path]:
+        """Rename every stem into place (all or none) and return their paths."""
+        committed: List[Path] = []
+        try:
+            for writer in self.writers.values():
+                writer.commit()
+                committed.append(writer.path)
+        except BaseException as err:
+            for done in committed:
+                done.unlink(missing_ok=True)
+            self.abort(err)
+        return self.targets
+
+    def abort(self, err: BaseException) -> None:
+        """Remove every temporary file (and the song folder if this created it), then raise ``err``;
+        an OS or runtime error becomes a one-line ``AudioError``."""
+        for writer in self.writers.values():
+            writer.abort()
+        if self.created:  # leave no empty folder behind for a song that failed
+            try:
+                self.song_dir.rmdir()
+            except OSError:
+                pass
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
+            raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
+        raise err
+
+
+def output_format(path: Path, fmt: Optional[str]) -> str:
+    """``fmt``, or the input's own format when it is an output format, else wav; AudioError if unknown."""
+    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+def stem_targets(path: Path, outdir: Union[str, Path], names: List[str], fmt: str, force: bool) -> Dict[str, Path]:
+    """``{stem: outdir/<song>/<stem>.<fmt>}``; AudioError if one exists, unless ``force``."""
+    targets = {name: Path(outdir) / output_name(path) / f"{name}.{fmt}" for name in names}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not force:
+        raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+    return targets
+
+
 def separate_file(
     path: Union[str, Path],
     outdir: Union[str, Path] = "separated",
@@ -346,55 +425,21 @@ def separate_file(
         AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
     """
     path = Path(path)
-    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
-    if fmt not in OUTPUT_FORMATS:
-        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    fmt = output_format(path, fmt)
     model = load_model(model)
-    song_dir = Path(outdir) / output_name(path)
-    targets = {name: song_dir / f"{name}.{fmt}" for name in stem_names(model)}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not force:
-        raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+    targets = stem_targets(path, outdir, stem_names(model), fmt, force)
     with AudioReader(path) as reader:
         if reader.frames == 0:
             raise AudioError("no samples in file")
         separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision, full_band)
-        created = not song_dir.exists()
+        output = SongOutput(targets, reader.sample_rate, reader.channels, fmt)
         try:
-            song_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise AudioError(f"cannot create output folder {song_dir} ({err.strerror})") from None
-        if not os.access(song_dir, os.W_OK):
-            raise AudioError(f"output folder {song_dir} is not writable")
-        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
-            for stale in song_dir.glob(f".{name}.*.partial"):
-                stale.unlink(missing_ok=True)
-        writers = {}
-        committed: List[Path] = []
-        try:
-            for name, target in targets.items():
-                writers[name] = AtomicWriter(target, reader.sample_rate, reader.channels, fmt)
             bar = tqdm(total=reader.frames / reader.sample_rate, unit="s", desc=path.name, disable=None if progress else True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
             with bar:
-                for start, stems in separator.iter_chunks(reader.read, reader.frames):
-                    for name, block in stems.items():
-                        writers[name].write(block)
+                for _, stems in separator.iter_chunks(reader.read, reader.frames):
+                    output.write(stems)
                     bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
-            for writer in writers.values():  # all stems or none: a failure here undoes the renames
-                writer.commit()
-                committed.append(writer.path)
         except BaseException as err:
-            for writer in writers.values():
-                writer.abort()
-            for done in committed:
-                done.unlink(missing_ok=True)
-            if created:  # leave no empty folder behind for a song that failed
-                try:
-                    song_dir.rmdir()
-                except OSError:
-                    pass
-            if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
-                raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
-            raise
-    return targets
+            output.abort(err)
+        return output.commit()
