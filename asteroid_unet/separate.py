@@ -114,14 +114,22 @@ class Separator:
 
     @torch.inference_mode()
     def patch_masks(self, todo: Sequence[torch.Tensor], per_pass: Optional[int] = None) -> List[torch.Tensor]:
-        """:meth:`UNet.patch_masks` of the patches of several songs' chunks (:attr:`PendingChunk.todo`),
-        ``per_pass`` patches per network call (default: the model's ``patch_batch``)."""
-        patches = torch.cat(list(todo))
-        if not patches.shape[0]:
-            return [patches] * len(todo)
+        """:meth:`UNet.patch_masks` of the patches of several songs' chunks (:attr:`PendingChunk.todo`).
+
+        With ``per_pass``, the patches of all of them go through the network together, ``per_pass``
+        per call (a GPU's batch). Without it, each chunk's go in calls of the model's ``patch_batch``
+        of their own, as for one song alone: on the CPU a call's batch size can change the results'
+        last bit, so this keeps the bytes of one file at a time."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            masks = torch.cat([self.model.patch_masks(p) for p in patches.split(per_pass or self.model.patch_batch)])
-        return list(masks.split([t.shape[0] for t in todo]))
+            if per_pass is None:
+                return [self._masks_of(patches, self.model.patch_batch) for patches in todo]
+            masks = self._masks_of(torch.cat(list(todo)), per_pass)
+        return list(masks.split([patches.shape[0] for patches in todo]))
+
+    def _masks_of(self, patches: torch.Tensor, per_call: int) -> torch.Tensor:
+        if not patches.shape[0]:
+            return patches
+        return torch.cat([self.model.patch_masks(p) for p in patches.split(per_call)])
 
     @torch.inference_mode()
     def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int, core: slice) -> Dict[str, torch.Tensor]:
