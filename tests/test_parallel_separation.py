@@ -161,3 +161,27 @@ def test_batch_files_below_one_or_with_jobs_is_an_error(tmp_path, capsys):
     assert "--batch-files must be at least 1" in capsys.readouterr().err
     assert main(["separate", str(tmp_path / "x.wav"), "--batch-files", "2", "--jobs", "2"]) == 2
     assert capsys.readouterr().err.strip() == "asteroid-unet: error: use --batch-files or --jobs, not both"
+
+
+def test_an_interrupt_mid_batch_keeps_no_partial_stem(tmp_path, small_model, monkeypatch, capsys):
+    """Ctrl-C while batched songs are half written: their stems and folders go, a finished song's stay."""
+    import torch
+
+    from asteroid_unet import audio
+
+    model = tmp_path / "tiny.pth"
+    torch.save(small_model.serialize(), model)
+    files = [str(p) for p in write_catalogue(tmp_path / "in")]  # a and b take 2 chunks, c one
+    real_write, calls = audio.AtomicWriter.write, []
+
+    def write(self, block):
+        calls.append(self.path)
+        if len(calls) == 7:  # the second chunk of a: c is done
+            raise KeyboardInterrupt
+        real_write(self, block)
+
+    monkeypatch.setattr(audio.AtomicWriter, "write", write)
+    out = tmp_path / "out"
+    assert main(["separate", *files, "-o", str(out), "--model", str(model), "--chunk-seconds", "1", "--batch-files", "3"]) == 130
+    assert capsys.readouterr().err.strip() == "asteroid-unet: interrupted; no partial stem was kept"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["c", "c/accompaniment.wav", "c/vocals.wav"]
