@@ -48,7 +48,7 @@ class _Song:
             if rate not in separators:
                 separators[rate] = Separator(model, rate, **separator_options)
             self.separator = separators[rate]
-            self.song = SongPass(self.separator, self.reader.read, self.reader.frames)
+            self.song_pass = SongPass(self.separator, self.reader.read, self.reader.frames)
             self.output = SongOutput(targets, rate, self.reader.channels, fmt)
         except BaseException:
             self.reader.close()
@@ -59,21 +59,19 @@ class _Song:
         self.reader.close()
         return self.output.commit()
 
-    def fail(self, err: BaseException) -> BaseException:
-        """Close the input and undo the output; the error to report (a write error as ``cannot write stems``)."""
+    def fail(self, err: BaseException, debug: bool = False, reported: Optional[BaseException] = None) -> FileResult:
+        """Close the input, undo the output, and give the result: ``reported``'s line, or ``err``'s (a write
+        error as ``cannot write stems (...)``), with ``err``'s traceback when ``debug``."""
         self.reader.close()
         try:
             self.output.abort(err)
         except BaseException as raised:  # abort raises err, or err as a one-line AudioError
-            return raised
-        return err
+            reported = reported or raised
+        return _failure(self.path, reported or err, err, debug)
 
 
-def _result(path: Path, stems: Optional[Dict[str, Path]] = None, err: Optional[BaseException] = None,
-            debug: bool = False) -> FileResult:
-    if err is None:
-        return {"path": str(path), "stems": {name: str(p) for name, p in stems.items()}, "error": None, "traceback": None}
-    return {"path": str(path), "stems": None, "error": one_line(err),
+def _failure(path: Path, reported: BaseException, err: BaseException, debug: bool) -> FileResult:
+    return {"path": str(path), "stems": None, "error": one_line(reported),
             "traceback": "".join(traceback.format_exception(err)) if debug else None}
 
 
@@ -83,10 +81,10 @@ def _step(songs: List[_Song], results: Dict[int, FileResult], per_pass: Optional
     pending = []
     for song in list(songs):
         try:
-            pending.append((song, song.song.prepare(song.song.chunks[song.next_chunk])))
+            pending.append((song, song.song_pass.prepare(song.song_pass.chunks[song.next_chunk])))
         except Exception as err:
             songs.remove(song)
-            results[song.index] = _result(song.path, err=song.fail(err), debug=debug)
+            results[song.index] = song.fail(err, debug)
     if not pending:
         return
     try:
@@ -94,20 +92,21 @@ def _step(songs: List[_Song], results: Dict[int, FileResult], per_pass: Optional
     except Exception as err:  # the network failed (out of GPU memory, say): the step's songs fail with its line
         for song, _ in pending:
             songs.remove(song)
-            song.fail(err)
-            results[song.index] = _result(song.path, err=err, debug=debug)
+            results[song.index] = song.fail(err, debug, reported=err)
         return
     for (song, chunk), song_masks in zip(pending, masks):
         try:
-            song.output.write(song.song.finish(chunk, song_masks))
+            song.output.write(song.song_pass.finish(chunk, song_masks))
             song.next_chunk += 1
-            if song.next_chunk == len(song.song.chunks):
+            if song.next_chunk == len(song.song_pass.chunks):
                 songs.remove(song)
-                results[song.index] = _result(song.path, song.finished())
+                stems = song.finished()
+                results[song.index] = {"path": str(song.path), "stems": {name: str(p) for name, p in stems.items()},
+                                       "error": None, "traceback": None}
         except Exception as err:
             if song in songs:
                 songs.remove(song)
-            results[song.index] = _result(song.path, err=song.fail(err), debug=debug)
+            results[song.index] = song.fail(err, debug)
 
 
 def separate_batched(
@@ -162,7 +161,7 @@ def separate_batched(
                     try:
                         songs.append(_Song(index, path, outdir, model, separators, fmt, force, separator_options))
                     except Exception as err:
-                        results[index] = _result(path, err=err, debug=debug)
+                        results[index] = _failure(path, err, err, debug)
                 _step(songs, results, per_pass, debug)
                 while done in results:
                     bar.update()
