@@ -185,3 +185,13 @@ def test_an_interrupt_mid_batch_keeps_no_partial_stem(tmp_path, small_model, mon
     assert main(["separate", *files, "-o", str(out), "--model", str(model), "--chunk-seconds", "1", "--batch-files", "3"]) == 130
     assert capsys.readouterr().err.strip() == "asteroid-unet: interrupted; no partial stem was kept"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["c", "c/accompaniment.wav", "c/vocals.wav"]
+
+
+def test_gpu_passes_hold_256_paper_size_patches():
+    from asteroid_unet import UNet
+    from asteroid_unet.batch import gpu_patches_per_pass
+    from asteroid_unet.model import spleeter_args
+
+    assert gpu_patches_per_pass(UNet()) == 256
+    assert gpu_patches_per_pass(UNet(**spleeter_args())) == 16  # stereo, 1024 bins x 512 frames
+    assert gpu_patches_per_pass(UNet(n_bins=128, patch_frames=32, patch_hop=16, patch_batch=8192, n_layers=4, first_channels=4)) == 8192
