@@ -48,8 +48,9 @@ def _separate_in_worker(path: str) -> FileResult:
 
 
 def separate_files(paths: Iterable[Union[str, Path]], outdir: Union[str, Path], model=None, jobs: int = 1,
-                   debug: bool = False, **options) -> Iterator[FileResult]:
-    """Yield one :class:`FileResult` per input, in order; ``jobs`` files at once in worker processes.
+                   debug: bool = False, batch_files: int = 1, **options) -> Iterator[FileResult]:
+    """Yield one :class:`FileResult` per input, in order; ``jobs`` files at once in worker processes,
+    or ``batch_files`` songs in step sharing the network's passes (:mod:`asteroid_unet.batch`).
 
     Each worker loads the model once and shares the cores with the others; the stems are the
     same bytes as with one process. With ``jobs`` 1 everything runs here and ``model`` may
@@ -60,10 +61,18 @@ def separate_files(paths: Iterable[Union[str, Path]], outdir: Union[str, Path], 
         outdir: output folder, as in :func:`~asteroid_unet.separate.separate_file`.
         model: a model file, hub folder or repo id, or None (packaged weights).
         jobs (int): worker processes. Default 1.
+        batch_files (int): songs separated together in this process (with ``jobs`` 1). Default 1.
         options: ``fmt``, ``force``, ``device``, ``chunk_seconds``, ``precision``, ``progress``
             for :func:`~asteroid_unet.separate.separate_file`.
     """
     paths = [str(p) for p in paths]
+    if batch_files > 1:
+        if jobs > 1:
+            raise ValueError("batch_files > 1 runs in this process: use it with jobs 1")
+        from .batch import separate_batched
+
+        yield from separate_batched(paths, outdir, model, batch_files, debug=debug, **options)
+        return
     if jobs > 1:
         options = dict(options, progress=False)  # bars from several processes would interleave
     yield from ordered_map(_separate_in_worker, paths, jobs, start_worker, (model, str(outdir), debug, options))

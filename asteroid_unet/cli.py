@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--band-limited", action="store_true",
                      help="silence every stem above the model's band, as Spleeter does (default: full band)")
     sep.add_argument("--jobs", type=int, default=1, help="files separated at once, one worker process each (default: 1)")
+    sep.add_argument("--batch-files", type=int, default=None,
+                     help="songs separated together, their patches in shared network passes "
+                          "(default: 8 with --device cuda, else 1)")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
     conv = sub.add_parser("convert-spleeter", help="convert a Spleeter TensorFlow checkpoint folder (no TensorFlow needed)")
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
@@ -77,6 +80,13 @@ def run_separate(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"asteroid-unet: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if args.batch_files is not None and args.batch_files < 1:
+        print(f"asteroid-unet: error: --batch-files must be at least 1, got {args.batch_files}", file=sys.stderr)
+        return 2
+    if (args.batch_files or 1) > 1 and args.jobs > 1:
+        print("asteroid-unet: error: use --batch-files or --jobs, not both", file=sys.stderr)
+        return 2
+    batch_files = args.batch_files or (8 if args.device == "cuda" and args.jobs == 1 else 1)
     try:  # here too with --jobs: a bad --model is one error, not one per file
         model = load_model(args.model)
     except Exception as err:  # CheckpointError names the file; anything else still gets one line
@@ -91,7 +101,7 @@ def run_separate(args: argparse.Namespace) -> int:
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
                    precision=args.precision, full_band=not args.band_limited)
     results = separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs, args.debug,
-                             progress=True, **options)
+                             batch_files, progress=True, **options)
     failures, done = 0, 0
     try:
         for result in results:
@@ -106,6 +116,7 @@ def run_separate(args: argparse.Namespace) -> int:
             print(f"asteroid-unet: error: {result['path']}: {result['error']}", file=sys.stderr)
     except KeyboardInterrupt:
         where = f" while separating {paths[min(done, len(paths) - 1)]}" if args.jobs == 1 else ", worker processes stopped"
+        where = where if batch_files == 1 else ""
         print(f"asteroid-unet: interrupted{where}; no partial stem was kept", file=sys.stderr)
         return 130
     return 1 if failures else 0

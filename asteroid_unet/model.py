@@ -3,7 +3,7 @@ import contextlib
 import copy
 import math
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -319,29 +319,42 @@ class UNet(BaseEncoderMaskerDecoder):
             masks = (power + MASK_EPS / len(self.targets)) / (power.sum(1, keepdim=True) + MASK_EPS)
         return masks if self.audio_channels > 1 else masks[:, :, 0]
 
-    def masks_from_magnitude(self, magnitude: torch.Tensor,
-                             patch_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+    def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Masks ``(batch, n_targets, [channels,] n_bins, frames)`` for a magnitude ``(batch, [channels,]
         n_bins, frames)`` of any length (the channel axis for ``audio_channels > 1``).
 
         Patches start every ``patch_hop`` frames, from ``patch_frames - patch_hop``
         frames before the first frame, and are cross-faded; so a frame's mask depends
         only on the patches that cover it, on a grid fixed by the first frame.
-        ``patch_fn`` replaces :meth:`patch_masks` on all the patches, in order (a cache, say).
         """
+        patches = self.magnitude_patches(magnitude)
+        masks = torch.cat([self.patch_masks(p) for p in patches.split(self.patch_batch)])
+        return self.masks_from_patches(masks, magnitude.shape[-1])
+
+    def magnitude_patches(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """The patches ``(batch * n_patches, channels, n_bins, patch_frames)`` of a magnitude ``(batch,
+        [channels,] n_bins, frames)`` that :meth:`masks_from_magnitude` sends through :meth:`patch_masks`,
+        in order: every ``patch_hop`` frames from ``patch_frames - patch_hop`` frames before the first
+        frame, zero-padded at both ends."""
         channels = self.audio_channels
         batch, n_bins, n_frames = magnitude.shape[0], magnitude.shape[-2], magnitude.shape[-1]
         size, hop = self.patch_frames, self.patch_hop
         lead = size - hop
-        n_patches = max(1, math.ceil((n_frames + 2 * lead - size) / hop) + 1)
+        n_patches = self._n_patches(n_frames)
         total = (n_patches - 1) * hop + size
         padded = F.pad(magnitude.reshape(batch, channels, n_bins, n_frames), (lead, total - lead - n_frames))
-        patches = padded.unfold(-1, size, hop).permute(0, 3, 1, 2, 4).reshape(-1, channels, n_bins, size)
-        if patch_fn is None:
-            masks = torch.cat([self.patch_masks(p) for p in patches.split(self.patch_batch)])
-        else:
-            masks = patch_fn(patches)
-        n_masks = len(self.targets) * channels
+        return padded.unfold(-1, size, hop).permute(0, 3, 1, 2, 4).reshape(-1, channels, n_bins, size)
+
+    def masks_from_patches(self, masks: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Masks ``(batch, n_targets, [channels,] n_bins, n_frames)`` from the :meth:`patch_masks` of the
+        :meth:`magnitude_patches` of magnitudes of ``n_frames`` frames: patches cross-faded (or laid
+        side by side) on their grid."""
+        size, hop = self.patch_frames, self.patch_hop
+        lead = size - hop
+        n_patches = self._n_patches(n_frames)
+        total = (n_patches - 1) * hop + size
+        batch, n_bins = masks.shape[0] // n_patches, masks.shape[-2]
+        n_masks = len(self.targets) * self.audio_channels
         if hop == size:  # patches side by side: nothing to cross-fade
             side = masks.reshape(batch, n_patches, n_masks * n_bins, size).transpose(1, 2)
             return side.reshape(batch, *masks.shape[1:-1], total)[..., lead : lead + n_frames]
@@ -352,6 +365,10 @@ class UNet(BaseEncoderMaskerDecoder):
         )
         masks = (summed / weights).reshape(batch, *masks.shape[1:-1], total)
         return masks[..., lead : lead + n_frames]
+
+    def _n_patches(self, n_frames: int) -> int:
+        lead = self.patch_frames - self.patch_hop
+        return max(1, math.ceil((n_frames + 2 * lead - self.patch_frames) / self.patch_hop) + 1)
 
     def for_inference(self) -> "UNet":
         """A copy in eval mode with batch norm folded into the convolutions and channels-last weights.

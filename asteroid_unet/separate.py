@@ -2,7 +2,7 @@
 import math
 import os
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -71,7 +71,6 @@ class Separator:
         # After a chunk: the few frames whose masks reach its last samples, the whole patches covering
         # them, and 16 frames more, so that those patches are exact and the next chunk reuses them.
         self.margin_after = self.samples(math.ceil((model.patch_frames + EDGE_FRAMES) / self.frame_step) * self.frame_step)
-        self._reuse: Dict[int, torch.Tensor] = {}  # exact patch masks, by first global frame, for the next chunk
         self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
         self.window = torch.hann_window(self.n_fft, device=self.device)
         # Zeros before the song as the model sees them: causal framing pads with zeros, centred reflects.
@@ -88,68 +87,59 @@ class Separator:
         """The model frame (hop) in which input sample ``sample`` lies."""
         return sample * self.model_rate // (self.model.hop_length * self.sample_rate)
 
-    def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
-        """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
+    def plan(self, n_samples: int) -> List["Chunk"]:
+        """The chunks of a song of ``n_samples`` samples, in order."""
         step = self.samples(self.frame_step)
-        self._reuse = {}
+        chunks = []
         for start in range(0, n_samples, self.chunk):
             stop = min(start + self.chunk, n_samples)
             seg_start = max(0, start - self.margin)
             seg_stop = min(n_samples, stop + self.margin_after)
             seg_len = math.ceil((seg_stop - seg_start) / step) * step
-            x = read(seg_start, seg_start + seg_len).to(self.device)
-            x[:, seg_stop - seg_start :] = 0  # the track ends here: same padding whole or chunked
             first_frame = self.frame(seg_start)
             # Frames untouched by this segment's own borders (the song's borders are the real ones).
             exact = (first_frame + EDGE_FRAMES if seg_start > 0 else -math.inf,
                      first_frame + seg_len // step * self.frame_step - EDGE_FRAMES if seg_stop < n_samples else math.inf)
             need = (self.frame(start) - EDGE_FRAMES, self.frame(stop) + EDGE_FRAMES)  # frames whose masks reach the core
             keep_from = self.frame(stop - self.margin) - self.model.patch_frames  # where the next segment's patches start
-            stems = self._separate_segment(x, first_frame, slice(start - seg_start, stop - seg_start), need, exact, keep_from)
-            yield start, {name: s.cpu() for name, s in stems.items()}
+            chunks.append(Chunk(start, stop, seg_start, seg_stop, seg_len, need, exact, keep_from))
+        return chunks
 
-    def _patch_masks(self, patches: torch.Tensor, first: int, need: Tuple[float, float], exact: Tuple[float, float],
-                     keep_from: float) -> torch.Tensor:
-        """:meth:`UNet.patch_masks` of patches starting every ``patch_hop`` frames from global frame
-        ``first``: those overlapping the frames ``need`` (the others are zeros), reusing the exact
-        patches of earlier chunks; exact ones from ``keep_from`` are kept for the next chunk.
-        Exact patches saw no segment border, so a reused patch is the one a whole-song pass computes,
-        even where this segment's own copy of it would not be."""
-        model = self.model
-        starts = [first + i * model.patch_hop for i in range(patches.shape[0])]
-        needed = [need[0] < g + model.patch_frames and g < need[1] for g in starts]
-        todo = [i for i, g in enumerate(starts) if needed[i] and g not in self._reuse]
-        computed = iter(torch.cat([model.patch_masks(p) for p in patches[todo].split(model.patch_batch)]) if todo else [])
-        found = {g: self._reuse[g] if g in self._reuse else next(computed) for g, used in zip(starts, needed) if used}
-        unused = torch.zeros_like(next(iter(found.values())))  # the core always needs a patch
-        exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
-        self._reuse = {g: m for g, m in found.items() if g >= keep_from and (g in exact_here or g in self._reuse)}
-        return torch.stack([found.get(g, unused) for g in starts])
+    def iter_chunks(self, read: Reader, n_samples: int) -> Iterator[Tuple[int, Dict[str, torch.Tensor]]]:
+        """Yield ``(start, stems)`` for consecutive chunks; stems are ``(channels, length)`` on the CPU."""
+        song = SongPass(self, read, n_samples)
+        for chunk in song.chunks:
+            pending = song.prepare(chunk)
+            yield chunk.start, song.finish(pending, self.patch_masks([pending.todo])[0])
 
     @torch.inference_mode()
-    def _separate_segment(self, x: torch.Tensor, first_frame: int, core: slice, need: Tuple[float, float],
-                          exact: Tuple[float, float], keep_from: float) -> Dict[str, torch.Tensor]:
-        """Stems of the ``core`` samples (whole STFT hops) of a segment ``(channels, time)`` starting at
-        global model frame ``first_frame``; the rest of the segment is the network's context.
+    def patch_masks(self, todo: Sequence[torch.Tensor], per_pass: Optional[int] = None) -> List[torch.Tensor]:
+        """:meth:`UNet.patch_masks` of the patches of several songs' chunks (:attr:`PendingChunk.todo`).
 
-        The full-band STFT, masks and inverse STFT cover only the core and one window on each side.
-        Only the patches overlapping the global frames ``need`` go through the network. Those lying
-        within the frames ``exact`` are the same in any segment: they are reused across
-        consecutive segments, and kept from ``keep_from``."""
+        With ``per_pass``, the patches of all of them go through the network together, ``per_pass``
+        per call (a GPU's batch). Without it, each chunk's go in calls of the model's ``patch_batch``
+        of their own, as for one song alone: on the CPU a call's batch size can change the results'
+        last bit, so this keeps the bytes of one file at a time."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            if per_pass is None:
+                return [self._masks_of(patches, self.model.patch_batch) for patches in todo]
+            masks = self._masks_of(torch.cat(list(todo)), per_pass)
+        return list(masks.split([patches.shape[0] for patches in todo]))
+
+    def _masks_of(self, patches: torch.Tensor, per_call: int) -> torch.Tensor:
+        if not patches.shape[0]:
+            return patches
+        return torch.cat([self.model.patch_masks(p) for p in patches.split(per_call)])
+
+    @torch.inference_mode()
+    def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int, core: slice) -> Dict[str, torch.Tensor]:
+        """Stems of the ``core`` samples (whole STFT hops) of a segment ``(channels, time)``, given the
+        model's masks ``(n_targets, [channels,] n_bins, frames)`` of the segment from its frame ``skip``.
+
+        The full-band STFT, masks and inverse STFT cover only the core and one window on each side."""
         model = self.model
-        if not torch.isfinite(x.sum(0)).all():  # NaN or Inf in any channel
-            raise AudioError("contains NaN or Inf samples")
-        # Patches lie on a grid of patch_hop frames from the song's start, whatever the segment.
-        skip = -first_frame % model.patch_hop
         channels = model.audio_channels
         per_channel = channels > 1 and x.shape[0] == channels
-        net_input = x if per_channel else x.mean(0, keepdim=True).expand(channels, -1)
-        net_input = fft_resample(net_input, self.sample_rate, self.model_rate, self.guard)
-        magnitude = model.magnitude(net_input)[..., skip:]
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            first = first_frame + skip - (model.patch_frames - model.patch_hop)
-            masks = model.masks_from_magnitude(magnitude[None] if channels > 1 else magnitude,
-                                               lambda p: self._patch_masks(p, first, need, exact, keep_from))[0].float()
         if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
         if len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
@@ -188,6 +178,94 @@ class Separator:
         if len(masked_names) < len(self.names):
             stems[self.names[-1]] = x[:, core] - sum(stems.values())
         return stems
+
+
+class Chunk(NamedTuple):
+    """A chunk of a song: its core ``[start, stop)`` in samples, the segment ``[seg_start, seg_stop)`` read
+    around it (``seg_len`` whole steps, zeros after ``seg_stop``), and global model frames: those whose
+    masks reach the core (``need``), those no segment border touches (``exact``), and where the patches
+    kept for the next chunk start (``keep_from``)."""
+
+    start: int
+    stop: int
+    seg_start: int
+    seg_stop: int
+    seg_len: int
+    need: Tuple[float, float]
+    exact: Tuple[float, float]
+    keep_from: float
+
+
+class PendingChunk(NamedTuple):
+    """A chunk read and cut into patches, waiting for the masks of the patches in ``todo``."""
+
+    chunk: Chunk
+    x: torch.Tensor
+    skip: int
+    n_frames: int
+    starts: List[int]
+    needed: List[bool]
+    todo: torch.Tensor
+
+
+class SongPass:
+    """One song on its way through a :class:`Separator`, chunk by chunk: its reader, its chunks and
+    the exact patch masks each chunk hands to the next, so each patch goes through the network once.
+
+    Several songs share one separator (one copy of the model) and, through
+    :meth:`Separator.patch_masks`, one network pass per step: :meth:`prepare` a chunk of each,
+    compute the masks of all their ``todo`` patches together, then :meth:`finish` each chunk.
+    """
+
+    def __init__(self, separator: Separator, read: Reader, n_samples: int):
+        self.separator = separator
+        self.read = read
+        self.chunks = separator.plan(n_samples)
+        self.reuse: Dict[int, torch.Tensor] = {}  # exact patch masks, by first global frame, for the next chunk
+
+    @torch.inference_mode()
+    def prepare(self, chunk: Chunk) -> PendingChunk:
+        """Read the chunk's segment; its ``todo`` patches are those reaching the core that no earlier
+        chunk computed exactly. Patches lie on a grid of ``patch_hop`` frames from the song's start."""
+        sep, model = self.separator, self.separator.model
+        x = self.read(chunk.seg_start, chunk.seg_start + chunk.seg_len).to(sep.device)
+        x[:, chunk.seg_stop - chunk.seg_start :] = 0  # the track ends here: same padding whole or chunked
+        if not torch.isfinite(x.sum(0)).all():  # NaN or Inf in any channel
+            raise AudioError("contains NaN or Inf samples")
+        first_frame = sep.frame(chunk.seg_start)
+        skip = -first_frame % model.patch_hop
+        channels = model.audio_channels
+        per_channel = channels > 1 and x.shape[0] == channels
+        net_input = x if per_channel else x.mean(0, keepdim=True).expand(channels, -1)
+        net_input = fft_resample(net_input, sep.sample_rate, sep.model_rate, sep.guard)
+        magnitude = model.magnitude(net_input)[..., skip:]
+        patches = model.magnitude_patches(magnitude[None] if channels > 1 else magnitude)
+        first = first_frame + skip - (model.patch_frames - model.patch_hop)
+        starts = [first + i * model.patch_hop for i in range(patches.shape[0])]
+        need = chunk.need
+        needed = [need[0] < g + model.patch_frames and g < need[1] for g in starts]
+        todo = [i for i, g in enumerate(starts) if needed[i] and g not in self.reuse]
+        return PendingChunk(chunk, x, skip, magnitude.shape[-1], starts, needed, patches[todo])
+
+    @torch.inference_mode()
+    def finish(self, pending: PendingChunk, computed: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Stems ``(channels, length)`` of the chunk's core, on the CPU, given the masks ``computed``
+        of its ``todo`` patches. Patches not needed are zeros; exact ones are kept for the next chunk
+        from ``keep_from``. Exact patches saw no segment border, so a reused patch is the one a
+        whole-song pass computes, even where this segment's own copy of it would not be."""
+        sep, model = self.separator, self.separator.model
+        chunk, starts = pending.chunk, pending.starts
+        masks = iter(computed)
+        found = {g: self.reuse[g] if g in self.reuse else next(masks) for g, used in zip(starts, pending.needed) if used}
+        unused = torch.zeros_like(next(iter(found.values())))  # the core always needs a patch
+        exact = chunk.exact
+        exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
+        self.reuse = {g: m for g, m in found.items() if g >= chunk.keep_from and (g in exact_here or g in self.reuse)}
+        with torch.autocast(sep.device.type, dtype=torch.bfloat16, enabled=sep.precision == "bfloat16"):
+            all_masks = model.masks_from_patches(torch.stack([found.get(g, unused) for g in starts]), pending.n_frames)
+        core = slice(chunk.start - chunk.seg_start, chunk.stop - chunk.seg_start)
+        stems = sep.apply_masks(pending.x, all_masks[0].float(), pending.skip, core)
+        return {name: s.cpu() for name, s in stems.items()}
 
 
 def stem_names(model: UNet) -> List[str]:
@@ -251,6 +329,85 @@ def output_name(path: Path) -> str:
     return path.stem
 
 
+class SongOutput:
+    """The stems of one song, written all or none to ``targets`` (see :func:`stem_targets`).
+
+    Creates the song folder and removes temporary files a killed earlier run left; stems go to
+    hidden temporary files (:class:`~asteroid_unet.audio.AtomicWriter`). :meth:`commit` renames
+    them all into place; :meth:`abort` (or an error in :meth:`commit`) leaves no stem and no
+    empty song folder behind.
+    """
+
+    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int, fmt: str):
+        self.targets = targets
+        self.song_dir = next(iter(targets.values())).parent
+        self.created = not self.song_dir.exists()
+        try:
+            self.song_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AudioError(f"cannot create output folder {self.song_dir} ({err.strerror})") from None
+        if not os.access(self.song_dir, os.W_OK):
+            raise AudioError(f"output folder {self.song_dir} is not writable")
+        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
+            for stale in self.song_dir.glob(f".{name}.*.partial"):
+                stale.unlink(missing_ok=True)
+        self.writers: Dict[str, AtomicWriter] = {}
+        try:
+            for name, target in targets.items():
+                self.writers[name] = AtomicWriter(target, sample_rate, channels, fmt)
+        except BaseException as err:
+            self.abort(err)
+
+    def write(self, stems: Dict[str, torch.Tensor]) -> None:
+        """Append a block ``{stem: (channels, time)}`` to every stem."""
+        for name, block in stems.items():
+            self.writers[name].write(block)
+
+    def commit(self) -> Dict[str, Path]:
+        """Rename every stem into place (all or none) and return their paths."""
+        committed: List[Path] = []
+        try:
+            for writer in self.writers.values():
+                writer.commit()
+                committed.append(writer.path)
+        except BaseException as err:
+            for done in committed:
+                done.unlink(missing_ok=True)
+            self.abort(err)
+        return self.targets
+
+    def abort(self, err: BaseException) -> None:
+        """Remove every temporary file (and the song folder if this created it), then raise ``err``;
+        an OS or runtime error becomes a one-line ``AudioError``."""
+        for writer in self.writers.values():
+            writer.abort()
+        if self.created:  # leave no empty folder behind for a song that failed
+            try:
+                self.song_dir.rmdir()
+            except OSError:
+                pass
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
+            raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
+        raise err
+
+
+def output_format(path: Path, fmt: Optional[str]) -> str:
+    """``fmt``, or the input's own format when it is an output format, else wav; AudioError if unknown."""
+    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+def stem_targets(path: Path, outdir: Union[str, Path], names: List[str], fmt: str, force: bool) -> Dict[str, Path]:
+    """``{stem: outdir/<song>/<stem>.<fmt>}``; AudioError if one exists, unless ``force``."""
+    targets = {name: Path(outdir) / output_name(path) / f"{name}.{fmt}" for name in names}
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not force:
+        raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+    return targets
+
+
 def separate_file(
     path: Union[str, Path],
     outdir: Union[str, Path] = "separated",
@@ -276,55 +433,21 @@ def separate_file(
         AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
     """
     path = Path(path)
-    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
-    if fmt not in OUTPUT_FORMATS:
-        raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
+    fmt = output_format(path, fmt)
     model = load_model(model)
-    song_dir = Path(outdir) / output_name(path)
-    targets = {name: song_dir / f"{name}.{fmt}" for name in stem_names(model)}
-    existing = [str(p) for p in targets.values() if p.exists()]
-    if existing and not force:
-        raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
+    targets = stem_targets(path, outdir, stem_names(model), fmt, force)
     with AudioReader(path) as reader:
         if reader.frames == 0:
             raise AudioError("no samples in file")
         separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision, full_band)
-        created = not song_dir.exists()
+        output = SongOutput(targets, reader.sample_rate, reader.channels, fmt)
         try:
-            song_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise AudioError(f"cannot create output folder {song_dir} ({err.strerror})") from None
-        if not os.access(song_dir, os.W_OK):
-            raise AudioError(f"output folder {song_dir} is not writable")
-        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
-            for stale in song_dir.glob(f".{name}.*.partial"):
-                stale.unlink(missing_ok=True)
-        writers = {}
-        committed: List[Path] = []
-        try:
-            for name, target in targets.items():
-                writers[name] = AtomicWriter(target, reader.sample_rate, reader.channels, fmt)
             bar = tqdm(total=reader.frames / reader.sample_rate, unit="s", desc=path.name, disable=None if progress else True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
             with bar:
-                for start, stems in separator.iter_chunks(reader.read, reader.frames):
-                    for name, block in stems.items():
-                        writers[name].write(block)
+                for _, stems in separator.iter_chunks(reader.read, reader.frames):
+                    output.write(stems)
                     bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
-            for writer in writers.values():  # all stems or none: a failure here undoes the renames
-                writer.commit()
-                committed.append(writer.path)
         except BaseException as err:
-            for writer in writers.values():
-                writer.abort()
-            for done in committed:
-                done.unlink(missing_ok=True)
-            if created:  # leave no empty folder behind for a song that failed
-                try:
-                    song_dir.rmdir()
-                except OSError:
-                    pass
-            if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
-                raise AudioError(f"cannot write stems ({str(err).splitlines()[0][:120]})") from None
-            raise
-    return targets
+            output.abort(err)
+        return output.commit()

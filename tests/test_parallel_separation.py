@@ -69,3 +69,129 @@ def test_ray_command_reports_a_bad_model_in_one_line(tmp_path, capsys):
     assert ray_main([str(tmp_path), "--model", str(tmp_path / "missing.pth")]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"asteroid-unet: error: {tmp_path / 'missing.pth'}: no such file, folder or Hub repo id"
+
+
+def write_batch_catalogue(folder):
+    """write_catalogue's songs and empty file, and an 11 s mono 16 kHz song with NaN at 9 s: it fails in
+    its third 1.5 s chunk, after writing two, while the others go on."""
+    files = write_catalogue(folder)
+    samples = np.random.default_rng(1).standard_normal((11 * 16000, 1)).astype(np.float32)
+    samples[9 * 16000] = np.nan
+    sf.write(folder / "d.wav", 0.3 * samples, 16000, subtype="FLOAT")
+    return files + [folder / "d.wav"]
+
+
+def test_batched_files_write_the_bytes_of_one_file_at_a_time(tmp_path, small_model, capsys):
+    """--batch-files 3 on the CPU: songs of different rates, channels and lengths share network passes
+    and write the bytes of one file at a time; the empty file and the NaN song fail alone, each with
+    one line, and leave no stem."""
+    import torch
+
+    model = tmp_path / "tiny.pth"
+    torch.save(small_model.serialize(), model)
+    files = [str(p) for p in write_batch_catalogue(tmp_path / "in")]
+    outputs, errors = {}, {}
+    for batch in (1, 3):
+        out = tmp_path / f"batch{batch}"
+        args = ["separate", *files, "-o", str(out), "--model", str(model), "--chunk-seconds", "1", "--batch-files", str(batch)]
+        assert main(args) == 1
+        printed = capsys.readouterr()
+        errors[batch] = [line for line in printed.err.splitlines() if "error:" in line]
+        assert printed.out.count("vocals: ") == 3
+        outputs[batch] = stem_bytes(out)
+    assert errors[3] == errors[1] == [f"asteroid-unet: error: {files[2]}: empty file (0 bytes)",
+                                      f"asteroid-unet: error: {files[4]}: contains NaN or Inf samples"]
+    assert sorted(outputs[1]) == [f"{s}/{stem}.wav" for s in "abc" for stem in ("accompaniment", "vocals")]
+    assert outputs[3] == outputs[1]
+
+
+def test_shared_passes_send_each_patch_through_the_network_once(tmp_path, small_model, monkeypatch):
+    """Shared passes (a GPU's way, here on the CPU), in 1.5 s chunks: as many patches go through the
+    network as in one whole pass of each song, in fewer calls than one file at a time; the stems
+    agree with one file at a time to rounding."""
+    from asteroid_unet import UNet
+    from asteroid_unet.batch import separate_batched
+    from asteroid_unet.catalogue import separate_files
+    from asteroid_unet.separate import separate_file
+
+    files = write_catalogue(tmp_path / "in")  # a, b, broken, c
+    calls = []
+    patch_masks = UNet.patch_masks
+    monkeypatch.setattr(UNet, "patch_masks", lambda self, p: calls.append(p.shape[0]) or patch_masks(self, p))
+    for path in files[:2] + files[3:]:
+        separate_file(path, tmp_path / "whole", small_model, chunk_seconds=1000)
+    whole, calls[:] = sum(calls), []
+    alone = list(separate_files(files, tmp_path / "alone", small_model, chunk_seconds=1))
+    alone_calls, calls[:] = len(calls), []
+    shared = list(separate_batched(files, tmp_path / "shared", small_model, 3, chunk_seconds=1, shared_passes=True))
+    assert [r["error"] for r in shared] == [r["error"] for r in alone] == [None, None, "empty file (0 bytes)", None]
+    assert sum(calls) == whole > 0
+    assert len(calls) < alone_calls
+    for result, reference in zip(shared, alone):
+        for name, path in (result["stems"] or {}).items():
+            assert np.abs(sf.read(path)[0] - sf.read(reference["stems"][name])[0]).max() < 1e-5
+
+
+def test_a_failed_shared_pass_fails_its_songs_only(tmp_path, small_model, monkeypatch):
+    """When a shared network pass fails (out of GPU memory, say), the songs in it fail with its line and
+    leave no stem; the songs after them are separated."""
+    from asteroid_unet import UNet
+    from asteroid_unet.batch import separate_batched
+
+    files = write_catalogue(tmp_path / "in")  # a, b, broken, c
+    patch_masks = UNet.patch_masks
+    calls = []
+
+    def failing_once(self, patches):
+        calls.append(patches.shape[0])
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
+        return patch_masks(self, patches)
+
+    monkeypatch.setattr(UNet, "patch_masks", failing_once)
+    results = list(separate_batched(files, tmp_path / "out", small_model, 2, chunk_seconds=1, shared_passes=True))
+    assert [r["error"] for r in results] == ["CUDA out of memory. Tried to allocate 2.00 GiB"] * 2 + [
+        "empty file (0 bytes)", None]
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")) == [
+        "c", "c/accompaniment.wav", "c/vocals.wav"]
+
+
+def test_batch_files_below_one_or_with_jobs_is_an_error(tmp_path, capsys):
+    assert main(["separate", str(tmp_path / "x.wav"), "--batch-files", "0"]) == 2
+    assert "--batch-files must be at least 1" in capsys.readouterr().err
+    assert main(["separate", str(tmp_path / "x.wav"), "--batch-files", "2", "--jobs", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "asteroid-unet: error: use --batch-files or --jobs, not both"
+
+
+def test_an_interrupt_mid_batch_keeps_no_partial_stem(tmp_path, small_model, monkeypatch, capsys):
+    """Ctrl-C while batched songs are half written: their stems and folders go, a finished song's stay."""
+    import torch
+
+    from asteroid_unet import audio
+
+    model = tmp_path / "tiny.pth"
+    torch.save(small_model.serialize(), model)
+    files = [str(p) for p in write_catalogue(tmp_path / "in")]  # a and b take 2 chunks, c one
+    real_write, calls = audio.AtomicWriter.write, []
+
+    def write(self, block):
+        calls.append(self.path)
+        if len(calls) == 7:  # the second chunk of a: c is done
+            raise KeyboardInterrupt
+        real_write(self, block)
+
+    monkeypatch.setattr(audio.AtomicWriter, "write", write)
+    out = tmp_path / "out"
+    assert main(["separate", *files, "-o", str(out), "--model", str(model), "--chunk-seconds", "1", "--batch-files", "3"]) == 130
+    assert capsys.readouterr().err.strip() == "asteroid-unet: interrupted; no partial stem was kept"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["c", "c/accompaniment.wav", "c/vocals.wav"]
+
+
+def test_gpu_passes_hold_256_paper_size_patches():
+    from asteroid_unet import UNet
+    from asteroid_unet.batch import gpu_patches_per_pass
+    from asteroid_unet.model import spleeter_args
+
+    assert gpu_patches_per_pass(UNet()) == 256
+    assert gpu_patches_per_pass(UNet(**spleeter_args())) == 16  # stereo, 1024 bins x 512 frames
+    assert gpu_patches_per_pass(UNet(n_bins=128, patch_frames=32, patch_hop=16, patch_batch=8192, n_layers=4, first_channels=4)) == 8192
