@@ -1,14 +1,17 @@
 """Separation quality on the project's real evaluation set, next to the floor and the ceiling.
 
-Two sets of real tracks (never used for training): the 25 MUSDB18-7 test previews of
-``../shared/data/musdb18-7/test`` (7 s each, 44.1 kHz stereo, accompaniment = drums + bass + other),
-and three shared tracks:
+Two sets of real test tracks (never used for training, or for choosing anything): the 25
+MUSDB18-7 test previews of ``../shared/data/musdb18-7/test`` (7 s each, 44.1 kHz stereo,
+accompaniment = drums + bass + other), and three shared tracks:
 
 - ``80s Rock`` and ``Falcon 69``: the two MUSDB18 previews in ``../shared/data/musdb-preview``
   (44.1 kHz stereo); references are the stems: vocals, and accompaniment = drums + bass + other;
   the mixture is the sum of all four (Falcon 69's stored mixture is not the plain sum);
 - ``clips-8k``: the 57 consecutive 3 s clips of ``../shared/data/musdb-clips-8k`` concatenated in
   order (171 s, 8 kHz, mono duplicated to stereo for museval); accompaniment = mix - vocals.
+
+A third set, ``--set "musdb18-7 valid"``, is musdb's 14 validation previews of
+``musdb18-7/train``: the set on which to compare checkpoints and settings.
 
 Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/SIR/SAR in dB):
 
@@ -66,6 +69,7 @@ from spleeter_tf import reference
 
 SPLEETER = "Spleeter 2stems in asteroid-unet"
 SETS = ("musdb18-7 test", "shared tracks")
+VALIDATION = "musdb18-7 valid"  # for choosing a checkpoint or a setting: never part of "all"
 
 DATA = Path(os.environ.get("ASTEROID_UNET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -211,6 +215,8 @@ def load_set(name: str, data: Path = DATA) -> Dict[str, dict]:
         return load_tracks(data)
     from spleeter_tf.separate_tracks import load_test_previews
 
+    if name == VALIDATION:
+        return load_test_previews(data, "train", "valid")
     return load_test_previews(data)
 
 
@@ -312,7 +318,8 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
     parser.add_argument("--spleeter-tf-venv", default=None,
                         help="recompute the Spleeter TensorFlow row in this venv instead of reading the stored one")
-    parser.add_argument("--set", choices=SETS + ("all",), default="all", help="tracks to evaluate (default: all)")
+    parser.add_argument("--set", choices=SETS + (VALIDATION, "all"), default="all",
+                        help=f"tracks to evaluate (default: all test sets; {VALIDATION!r}: musdb's validation previews)")
     parser.add_argument("--extra-model", action="append", default=[], metavar="LABEL=SPEC",
                         help="also score this model (name, file or hub folder) as row LABEL; repeatable")
     parser.add_argument("--threads", type=int, default=2)

@@ -33,12 +33,13 @@ from spleeter_tf import reference  # noqa: E402
 from quality import DATA, load_tracks  # noqa: E402
 
 
-def load_test_previews(data: Path = DATA) -> Dict[str, dict]:
-    """The MUSDB18-7 test previews in ``quality.load_tracks``'s format, keyed by musdb's track name."""
+def load_test_previews(data: Path = DATA, subset: str = "test", split=None) -> Dict[str, dict]:
+    """The MUSDB18-7 test previews in ``quality.load_tracks``'s format, keyed by musdb's track name
+    (``subset="train", split="valid"``: musdb's validation previews instead)."""
     import musdb
 
     tracks = {}
-    for track in musdb.DB(root=str(data / "musdb18-7"), subsets="test").tracks:
+    for track in musdb.DB(root=str(data / "musdb18-7"), subsets=subset, split=split).tracks:
         src = {k: track.sources[k].audio.astype(np.float64) for k in ("drums", "bass", "other", "vocals")}
         tracks[track.name] = {"rate": int(track.rate),
                               "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}

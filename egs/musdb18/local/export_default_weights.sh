@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-../../.venv/bin/python}
 REPO_ID=${REPO_ID:-asteroid-unet/unet-paper}
 STAGE_DIR=exp/default_weights_hub
-RUN=runs/2026-11-26-h200
+RUN=runs/2026-11-26-cpu-finetune
 
 mkdir -p $STAGE_DIR
 cp ../../asteroid_unet/weights/unet_default.pth $STAGE_DIR/best_model.pth
