@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from asteroid_unet.data import AUDIO_EXTENSIONS
-from prepared_layout import is_prepared, mark_prepared, resample, run_jobs, write_track
+from prepared_layout import (add_root_arguments, is_prepared, mark_prepared, resample, root_settings, run_jobs,
+                             write_track)
 
 def prepare_file(item: tuple, out: Path, sample_rate: int) -> str:
     name, path = item
@@ -26,19 +27,12 @@ def prepare_file(item: tuple, out: Path, sample_rate: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, required=True, help="folder of instrumental audio files")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sample_rate", type=int, default=8192)
-    parser.add_argument("--prefix", default=None, help="track name prefix (default: the root's name)")
+    add_root_arguments(parser, "folder of instrumental audio files")
     parser.add_argument("--exclude", default="", help="comma-separated file names to skip (e.g. songs with singing)")
-    parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
     args = parser.parse_args()
-    if not args.root.is_dir():
-        raise SystemExit(f"error: --root {args.root} is not a folder")
-    prefix = args.prefix or args.root.resolve().name
     excluded = {name for name in args.exclude.split(",") if name}
-    settings = {"root": str(args.root.resolve()), "sample_rate": args.sample_rate, "prefix": prefix,
-                "exclude": sorted(excluded)}
+    settings = root_settings(args, exclude=sorted(excluded))
+    prefix = settings["prefix"]
     if is_prepared(args.out, prefix, settings):
         print(f"{args.root} is already prepared in {args.out}; skipping")
         return

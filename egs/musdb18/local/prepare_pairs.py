@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from asteroid_unet.data import clip_songs, source_file
-from prepared_layout import SOURCES, is_prepared, mark_prepared, resample, run_jobs, write_track
+from prepared_layout import (SOURCES, add_root_arguments, is_prepared, mark_prepared, resample, root_settings, run_jobs,
+                             write_track)
 
 def read_mono(path: Path) -> tuple:
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -33,18 +34,11 @@ def prepare_song(item: tuple, out: Path, sample_rate: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=Path, required=True, help="folder of <clip>/{vocals,accompaniment}.<ext>")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--sample_rate", type=int, default=8192)
-    parser.add_argument("--prefix", default=None, help="track name prefix (default: the root's name)")
+    add_root_arguments(parser, "folder of <clip>/{vocals,accompaniment}.<ext>")
     parser.add_argument("--valid_every", type=int, default=10, help="every N-th song validates (0: none)")
-    parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
     args = parser.parse_args()
-    if not args.root.is_dir():
-        raise SystemExit(f"error: --root {args.root} is not a folder")
-    prefix = args.prefix or args.root.resolve().name
-    settings = {"root": str(args.root.resolve()), "sample_rate": args.sample_rate, "prefix": prefix,
-                "valid_every": args.valid_every}
+    settings = root_settings(args, valid_every=args.valid_every)
+    prefix = settings["prefix"]
     if is_prepared(args.out, prefix, settings):
         print(f"{args.root} is already prepared in {args.out}; skipping")
         return

@@ -5,6 +5,7 @@ one folder per track, where the mix is the sum of the two. Each preparation scri
 marker ``<out>/.prepared/<name>.json`` holding its settings, so a second run with the same
 settings is a no-op, and works through its items in worker processes with a progress bar.
 """
+import argparse
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +34,23 @@ def write_track(folder: Path, stems: dict, rate: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in SOURCES:
         sf.write(folder / f"{name}.wav", stems[name], rate, subtype="FLOAT")
+
+
+def add_root_arguments(parser: argparse.ArgumentParser, root_help: str) -> None:
+    """The options of a script that prepares one folder of extra tracks into ``--out``."""
+    parser.add_argument("--root", type=Path, required=True, help=root_help)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sample_rate", type=int, default=8192)
+    parser.add_argument("--prefix", default=None, help="track name prefix (default: the root's name)")
+    parser.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
+
+
+def root_settings(args: argparse.Namespace, **extra) -> dict:
+    """The settings that mark ``args.root`` as prepared (``extra`` added); exits if it is not a folder."""
+    if not args.root.is_dir():
+        raise SystemExit(f"error: --root {args.root} is not a folder")
+    prefix = args.prefix or args.root.resolve().name
+    return {"root": str(args.root.resolve()), "sample_rate": args.sample_rate, "prefix": prefix, **extra}
 
 
 def is_prepared(out: Path, name: str, settings: dict) -> bool:
