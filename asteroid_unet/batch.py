@@ -18,7 +18,7 @@ from .audio import AudioError, AudioReader
 from .catalogue import FileResult, one_line
 from .model import UNet
 from .pretrained import load_model
-from .separate import Separator, SongOutput, SongPass, output_format, stem_names, stem_targets
+from .separate import CHUNK_SECONDS, Separator, SongOutput, SongPass, output_format, stem_names, stem_targets
 
 GPU_PATCH_VALUES = 256 * 512 * 128  # 256 patches of the paper's size (512 bins x 128 frames, mono) per GPU pass
 
@@ -117,7 +117,7 @@ def separate_batched(
     fmt: Optional[str] = None,
     force: bool = False,
     device: Optional[str] = None,
-    chunk_seconds: float = 60.0,
+    chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     progress: bool = False,
     full_band: bool = True,

@@ -9,6 +9,7 @@ from typing import Iterable, List, Optional
 from .app import add_arguments as add_app_arguments
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS
 from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
+from .separate import CHUNK_SECONDS
 from .weights import CheckpointError
 
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: %(default)s")
     sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS), help="default: the input's, else wav")
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
-    sep.add_argument("--chunk-seconds", type=float, default=60.0, help="memory bound (default: %(default)s)")
+    sep.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--band-limited", action="store_true",
                      help="silence every stem above the model's band, as Spleeter does (default: full band)")

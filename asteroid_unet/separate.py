@@ -15,6 +15,8 @@ from .pretrained import load_model
 
 Reader = Callable[[int, int], torch.Tensor]
 EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
+CHUNK_SECONDS = 30.0  # default chunk core: under 1.3 GB for Spleeter 2stems on any length, at full speed
+MASK_BLOCK_SECONDS = 10.0  # the full-band STFT, masking and inverse STFT go through a chunk in blocks this long
 
 
 class Separator:
@@ -33,7 +35,7 @@ class Separator:
         model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
             in eval mode on ``device``.
         sample_rate (int): rate of the signals to separate.
-        chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 60.
+        chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 30.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
         full_band (bool): carry the masks above the model's band (else silence it). Default True.
@@ -43,7 +45,7 @@ class Separator:
         self,
         model: UNet,
         sample_rate: int,
-        chunk_seconds: float = 60.0,
+        chunk_seconds: float = CHUNK_SECONDS,
         device: Optional[str] = None,
         precision: str = "float32",
         full_band: bool = True,
@@ -110,7 +112,10 @@ class Separator:
         song = SongPass(self, read, n_samples)
         for chunk in song.chunks:
             pending = song.prepare(chunk)
-            yield chunk.start, song.finish(pending, self.patch_masks([pending.todo])[0])
+            stems = song.finish(pending, self.patch_masks([pending.todo])[0])
+            del pending  # not held while the next chunk is read
+            yield chunk.start, stems
+            del stems
 
     @torch.inference_mode()
     def patch_masks(self, todo: Sequence[torch.Tensor], per_pass: Optional[int] = None) -> List[torch.Tensor]:
@@ -136,18 +141,32 @@ class Separator:
         """Stems of the ``core`` samples (whole STFT hops) of a segment ``(channels, time)``, given the
         model's masks ``(n_targets, [channels,] n_bins, frames)`` of the segment from its frame ``skip``.
 
-        The full-band STFT, masks and inverse STFT cover only the core and one window on each side."""
-        model = self.model
-        channels = model.audio_channels
+        The full-band STFT, masks and inverse STFT go through the core in blocks of
+        ``MASK_BLOCK_SECONDS``, each with one window on either side."""
+        channels = self.model.audio_channels
         per_channel = channels > 1 and x.shape[0] == channels
         if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
         if len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
             masks /= masks.sum(0, keepdim=True).clamp_min(1e-8)
         n_masked = len(self.names) - 1 if self.full_band or masks.shape[0] < len(self.names) else len(self.names)
-        # The core and the frames reaching into it: frames near this span's own borders stay outside the core.
+        masked_names = self.names[:n_masked]
+        stems = {name: x.new_empty(x.shape[0], core.stop - core.start) for name in masked_names}
+        block = max(1, round(MASK_BLOCK_SECONDS * self.sample_rate / self.hop)) * self.hop
+        for start in range(core.start, core.stop, block):  # blocks of whole hops bound the STFTs' memory
+            part = slice(start, min(start + block, core.stop))
+            for name, stem in zip(masked_names, self._masked(x, masks[:n_masked], skip, part, per_channel)):
+                stems[name][:, part.start - core.start : part.stop - core.start] = stem
+        if n_masked < len(self.names):
+            stems[self.names[-1]] = x[:, core] - sum(stems.values())
+        return stems
+
+    def _masked(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
+        """The ``part`` samples of ``x`` under each of ``masks``, through a full-band STFT of the part and
+        the frames reaching into it: frames near the span's own borders stay outside the part."""
+        model = self.model
         reach = math.ceil(self.n_fft / self.hop) * self.hop
-        lo, hi = max(0, core.start - reach), min(x.shape[-1], core.stop + reach)
+        lo, hi = max(0, part.start - reach), min(x.shape[-1], part.stop + reach)
         span = x[:, lo:hi]
         samples_per_frame = model.hop_length * self.sample_rate / self.model_rate
         full_masks = [
@@ -162,22 +181,17 @@ class Separator:
                 offset_frames=skip + model.first_frame_center / model.hop_length - lo / samples_per_frame,
                 band_limited=not self.full_band,
             )
-            for mask in masks[:n_masked]
+            for mask in masks
         ]
-        masked_names = self.names[:n_masked]
-        keep = slice(core.start - lo, core.stop - lo)
-        stems: Dict[str, torch.Tensor] = {name: x.new_empty(x.shape[0], keep.stop - keep.start) for name in masked_names}
+        outs = [x.new_empty(x.shape[0], part.stop - part.start) for _ in full_masks]
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
             spec = torch.stft(span[channel], self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
                               return_complex=True)
-            for name, full in zip(masked_names, full_masks):
-                masked = spec if name == masked_names[-1] else spec.clone()  # the last masked stem may reuse spec
-                mask = full[channel] if per_channel else full
-                stems[name][channel] = torch.istft(masked.mul_(mask), self.n_fft, self.hop, window=self.window,
-                                                   length=span.shape[-1])[keep]
-        if len(masked_names) < len(self.names):
-            stems[self.names[-1]] = x[:, core] - sum(stems.values())
-        return stems
+            for i, (out, full) in enumerate(zip(outs, full_masks)):
+                masked = spec if i == len(outs) - 1 else spec.clone()  # the last mask may reuse spec
+                out[channel] = torch.istft(masked.mul_(full[channel] if per_channel else full), self.n_fft, self.hop,
+                                           window=self.window, length=span.shape[-1])[part.start - lo : part.stop - lo]
+        return outs
 
 
 class Chunk(NamedTuple):
@@ -238,7 +252,7 @@ class SongPass:
         per_channel = channels > 1 and x.shape[0] == channels
         net_input = x if per_channel else x.mean(0, keepdim=True).expand(channels, -1)
         net_input = fft_resample(net_input, sep.sample_rate, sep.model_rate, sep.guard)
-        magnitude = model.magnitude(net_input)[..., skip:]
+        magnitude = torch.cat([model.magnitude(row) for row in net_input.split(1)])[..., skip:]  # a row at a time: less memory
         patches = model.magnitude_patches(magnitude[None] if channels > 1 else magnitude)
         first = first_frame + skip - (model.patch_frames - model.patch_hop)
         starts = [first + i * model.patch_hop for i in range(patches.shape[0])]
@@ -280,7 +294,7 @@ def separate(
     sample_rate: int,
     model: Union[None, str, UNet] = None,
     device: Optional[str] = None,
-    chunk_seconds: float = 60.0,
+    chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     full_band: bool = True,
 ) -> Dict[str, torch.Tensor]:
@@ -415,7 +429,7 @@ def separate_file(
     fmt: Optional[str] = None,
     force: bool = False,
     device: Optional[str] = None,
-    chunk_seconds: float = 60.0,
+    chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     progress: bool = False,
     full_band: bool = True,
@@ -448,6 +462,7 @@ def separate_file(
                 for _, stems in separator.iter_chunks(reader.read, reader.frames):
                     output.write(stems)
                     bar.update(stems[separator.names[0]].shape[-1] / reader.sample_rate)
+                    del stems  # not held while the next chunk is separated
         except BaseException as err:
             output.abort(err)
         return output.commit()

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def make_input(path: Path, seconds: float) -> None:
             written += len(block)
 
 
-def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: float, model_spec=None,
+def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: Optional[float], model_spec=None,
              copies: int = 1, batch_files: int = 64) -> float:
     """Seconds to separate ``src``, or with ``copies`` > 1 a catalogue of that many copies of it,
     ``batch_files`` at a time (:func:`~asteroid_unet.batch.separate_batched`)."""
@@ -89,7 +90,9 @@ def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: 
     from asteroid_unet.separate import separate_file
 
     model = load_model(model_spec).to(device)
-    options = dict(fmt="wav", force=True, device=device, precision=precision, chunk_seconds=chunk_seconds)
+    options = dict(fmt="wav", force=True, device=device, precision=precision)
+    if chunk_seconds is not None:
+        options["chunk_seconds"] = chunk_seconds
     paths = [src]
     if copies > 1:  # a catalogue: the song under several names
         paths = [os.path.join(outdir, f"song{i:04d}.wav") for i in range(copies)]
@@ -158,8 +161,10 @@ def child(args) -> None:
 
 def measure(system: str, src: Path, args, copies: int = 1) -> dict:
     cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
-           "--threads", str(args.threads), "--precision", args.precision, "--chunk-seconds", str(args.chunk_seconds),
+           "--threads", str(args.threads), "--precision", args.precision,
            "--copies", str(copies), "--batch-files", str(args.batch_files)]
+    if args.chunk_seconds is not None:
+        cmd += ["--chunk-seconds", str(args.chunk_seconds)]
     if args.model:
         cmd += ["--model", args.model]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -178,7 +183,7 @@ def main() -> None:
     parser.add_argument("--batch-files", type=int, default=64, help="catalogue songs separated together (default: 64)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--chunk-seconds", type=float, default=60.0)
+    parser.add_argument("--chunk-seconds", type=float, default=None, help="chunk length (default: the separator's)")
     parser.add_argument("--model", default=None, help="our model: a name (paper, spleeter-2stems) or file (default: the default model)")
     parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix and Spleeter")
     parser.add_argument("--spleeter-tf-venv", default=None,
