@@ -30,7 +30,7 @@ STAGES = [
     ("model STFT (magnitude)", "magnitude", "asteroid_unet/model.py", None),
     ("U-Net on patches", "patch_masks", "asteroid_unet/model.py", None),
     ("masks onto the full-band grid", "interpolate_mask", "asteroid_unet/fullband.py", None),
-    ("full-band STFT", "stft", "torch/functional.py", "apply_masks"),
+    ("full-band STFT", "stft", "torch/functional.py", "_masked"),
     ("full-band inverse STFT", "istft", "~", None),  # a builtin
     ("write the stems", "write", "asteroid_unet/audio.py", None),
 ]
