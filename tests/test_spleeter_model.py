@@ -9,7 +9,7 @@ from helpers import load_from_offline_hub, small_spleeter_model
 
 from asteroid_unet import UNet, hub, load_model, separate
 from asteroid_unet.cli import main
-from asteroid_unet.masknet import same_padding
+from asteroid_unet.masknet import DecoderBlock, same_padding
 from asteroid_unet.pretrained import packaged_path
 from asteroid_unet.weights import CheckpointError
 
@@ -35,6 +35,19 @@ def test_tensorflow_same_padding():
     assert same_padding(512, 5, 2) == (1, 2)  # even sizes: the extra row after, as TensorFlow
     assert same_padding(7, 5, 2) == (2, 2)
     assert same_padding(1024, 4, 1, dilation=2) == (3, 3)
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3, 4, 5])
+def test_decoder_crops_as_tensorflow_same(kernel_size):
+    """A decoder block's transposed conv keeps the rows and columns TensorFlow's "same" keeps of
+    the full output, whatever padding the block gives the conv itself."""
+    torch.manual_seed(0)
+    block = DecoderBlock(6, 3, kernel_size, 2, 0.0, act_before_norm=True, tf_padding=True).eval()
+    x = torch.randn(2, 6, 8, 5)
+    full = torch.nn.functional.conv_transpose2d(x, block.conv.weight, block.conv.bias, stride=2)
+    top, left = same_padding(16, kernel_size, 2)[0], same_padding(10, kernel_size, 2)[0]
+    expected = block.norm(torch.relu(full[..., top : top + 16, left : left + 10]))
+    assert torch.allclose(block(x), expected, atol=1e-6)
 
 
 def test_spleeter_layout(model):
