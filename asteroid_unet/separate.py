@@ -89,6 +89,11 @@ class Separator:
         """The model frame (hop) in which input sample ``sample`` lies."""
         return sample * self.model_rate // (self.model.hop_length * self.sample_rate)
 
+    def per_channel(self, x: torch.Tensor) -> bool:
+        """Whether the model sees and masks each channel of ``x`` ``(channels, time)`` on its own (a
+        stereo model on input of its channel count); else it sees the downmix."""
+        return self.model.audio_channels > 1 and x.shape[0] == self.model.audio_channels
+
     def plan(self, n_samples: int) -> List["Chunk"]:
         """The chunks of a song of ``n_samples`` samples, in order."""
         step = self.samples(self.frame_step)
@@ -143,9 +148,8 @@ class Separator:
 
         The full-band STFT, masks and inverse STFT go through the core in blocks of
         ``MASK_BLOCK_SECONDS``, each with one window on either side."""
-        channels = self.model.audio_channels
-        per_channel = channels > 1 and x.shape[0] == channels
-        if channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
+        per_channel = self.per_channel(x)
+        if self.model.audio_channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
         if len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
             masks /= masks.sum(0, keepdim=True).clamp_min(1e-8)
@@ -249,8 +253,7 @@ class SongPass:
         first_frame = sep.frame(chunk.seg_start)
         skip = -first_frame % model.patch_hop
         channels = model.audio_channels
-        per_channel = channels > 1 and x.shape[0] == channels
-        net_input = x if per_channel else x.mean(0, keepdim=True).expand(channels, -1)
+        net_input = x if sep.per_channel(x) else x.mean(0, keepdim=True).expand(channels, -1)
         net_input = fft_resample(net_input, sep.sample_rate, sep.model_rate, sep.guard)
         magnitude = torch.cat([model.magnitude(row) for row in net_input.split(1)])[..., skip:]  # a row at a time: less memory
         patches = model.magnitude_patches(magnitude[None] if channels > 1 else magnitude)
