@@ -2,7 +2,8 @@
 
 A prepared folder holds ``<root>/<split>/<track>/{vocals,accompaniment}.<ext>`` (the
 recipes' stage 0 layout, any rate or format that soundfile reads). Each source's tracks are
-downmixed, resampled to the model rate and joined into one stream; a training chunk is a
+brought to the model's channel count (downmixed for a mono model, a mono file repeated for a
+stereo one), resampled to the model rate and joined into one stream; a training chunk is a
 window of a stream, so it may cross from one track into the next. That lets 7 s MUSDB18
 previews and short MIR-1K songs feed 11.9 s patches without padding. With cross-track
 remixing, every source is drawn from its own stream at its own offset, and all-silent
@@ -42,10 +43,16 @@ def clip_songs(root: Path) -> Dict[str, List[Path]]:
     return {song: [clip for _, clip in sorted(clips)] for song, clips in sorted(grouped.items())}
 
 
-def read_mono(path: Path, sample_rate: int) -> torch.Tensor:
-    """A file as a mono float32 waveform ``(time,)`` at ``sample_rate``."""
+def read_channels(path: Path, sample_rate: int, channels: int = 1) -> torch.Tensor:
+    """A file as a float32 waveform ``(channels, time)`` at ``sample_rate``: downmixed when
+    ``channels`` is 1, a mono file repeated on every channel otherwise."""
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    wav = torch.from_numpy(audio.mean(1))
+    if channels == 1:
+        wav = torch.from_numpy(audio.mean(1, keepdims=True).T.copy())
+    elif audio.shape[1] in (1, channels):
+        wav = torch.from_numpy(audio.T.copy()).expand(channels, -1).contiguous()
+    else:
+        raise ValueError(f"{path}: {audio.shape[1]} channels, the model needs {channels} (or mono)")
     if rate != sample_rate:
         import torchaudio.functional as AF
 
@@ -60,71 +67,79 @@ def track_folders(root: Path, split: str) -> List[Path]:
     return folders
 
 
-def load_tracks(root: Path, split: str, sources: Sequence[str], sample_rate: int) -> List[Dict[str, torch.Tensor]]:
-    """``[{source: (time,)}]``, one dict per track, every source cut to the track's shortest.
+def load_tracks(root: Path, split: str, sources: Sequence[str], sample_rate: int,
+                channels: int = 1) -> List[Dict[str, torch.Tensor]]:
+    """``[{source: (channels, time)}]``, one dict per track, every source cut to the track's shortest.
 
     Files are decoded in threads (soundfile and the resampler release the GIL)."""
 
     def load(folder: Path) -> Dict[str, torch.Tensor]:
-        audio = {s: read_mono(source_file(folder, s), sample_rate) for s in sources}
-        length = min(len(a) for a in audio.values())
-        return {s: a[:length] for s, a in audio.items()}
+        audio = {s: read_channels(source_file(folder, s), sample_rate, channels) for s in sources}
+        length = min(a.shape[-1] for a in audio.values())
+        return {s: a[:, :length] for s, a in audio.items()}
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         return list(pool.map(load, track_folders(root, split)))
 
 
 class RandomChunks(Dataset):
-    """Random training chunks ``(mix (1, time), targets (n_targets, 1, time))`` of ``length`` samples.
+    """Random training chunks ``(mix (channels, time), targets (n_targets, channels, time))`` of ``length`` samples.
 
     Args:
-        tracks: ``[{source: (time,)}]`` as :func:`load_tracks` returns.
+        tracks: ``[{source: (channels, time)}]`` as :func:`load_tracks` returns.
         targets (Sequence[str]): the sources to predict, in order; the mix sums all sources.
         length (int): samples per chunk.
         n_chunks (int): chunks per epoch (the dataset's length).
         random_track_mix (bool): every source from its own random offset (cross-track
             remixing); else one offset, so the sources stay aligned. Default True.
         gain_range (tuple): a random gain per source, uniform in ``[low, high]``. Default (1, 1).
+        channel_swap (bool): swap the two channels of each stereo source with probability 1/2
+            (per source with cross-track remixing, else per chunk). Default False.
     """
 
     def __init__(self, tracks: List[Dict[str, torch.Tensor]], targets: Sequence[str], length: int, n_chunks: int,
-                 random_track_mix: bool = True, gain_range: Tuple[float, float] = (1.0, 1.0)):
+                 random_track_mix: bool = True, gain_range: Tuple[float, float] = (1.0, 1.0),
+                 channel_swap: bool = False):
         self.sources = list(tracks[0])
         self.targets = list(targets)
+        self.channels = tracks[0][self.sources[0]].shape[0]
         self.length, self.n_chunks = int(length), int(n_chunks)
         self.random_track_mix, self.gain_range = bool(random_track_mix), tuple(gain_range)
+        self.channel_swap = bool(channel_swap) and self.channels == 2
         if random_track_mix:
             self.streams = {s: self._join([t[s] for t in tracks if t[s].abs().max() > 0]) for s in self.sources}
         else:
             self.streams = {s: self._join([t[s] for t in tracks]) for s in self.sources}
 
     def _join(self, parts: List[torch.Tensor]) -> torch.Tensor:
-        stream = torch.cat(parts) if parts else torch.zeros(0)
-        if len(stream) < self.length:  # less audio than one chunk in all: repeat it
-            stream = stream.repeat(math.ceil(self.length / max(1, len(stream)))) if len(stream) else torch.zeros(
-                self.length)
+        stream = torch.cat(parts, dim=-1) if parts else torch.zeros(self.channels, 0)
+        n = stream.shape[-1]
+        if n < self.length:  # less audio than one chunk in all: repeat it
+            stream = stream.repeat(1, math.ceil(self.length / n)) if n else torch.zeros(self.channels, self.length)
         return stream
 
     @property
     def stream_lengths(self) -> Dict[str, int]:
         """Samples in each source's stream."""
-        return {s: len(x) for s, x in self.streams.items()}
+        return {s: x.shape[-1] for s, x in self.streams.items()}
 
     def __len__(self) -> int:
         return self.n_chunks
 
     def __getitem__(self, index: int):
-        offset = None
+        offset = swap = None
         audio = {}
         for source, stream in self.streams.items():
             if offset is None or self.random_track_mix:
-                offset = random.randrange(len(stream) - self.length + 1)
-            audio[source] = stream[offset : offset + self.length] * random.uniform(*self.gain_range)
-        mix = sum(audio.values()).unsqueeze(0)
-        return mix, torch.stack([audio[t] for t in self.targets]).unsqueeze(1)
+                offset = random.randrange(stream.shape[-1] - self.length + 1)
+                swap = self.channel_swap and random.random() < 0.5
+            chunk = stream[:, offset : offset + self.length] * random.uniform(*self.gain_range)
+            audio[source] = chunk.flip(0) if swap else chunk
+        return sum(audio.values()), torch.stack([audio[t] for t in self.targets])
 
     def batch(self, batch_size: int, generator: torch.Generator, device: torch.device):
-        """A whole batch ``(mix (batch, time), targets (batch, n_targets, time))`` drawn on ``device``.
+        """A whole batch ``(mix (batch, [channels,] time), targets (batch, n_targets, [channels,] time))``
+        drawn on ``device``, the channel axis only for more than one channel.
 
         Same distribution as ``__getitem__``; the streams move to ``device`` once, so a GPU
         draws its own batches.
@@ -136,12 +151,15 @@ class RandomChunks(Dataset):
         audio = {}
         for source, stream in self.streams.items():
             if offsets is None or self.random_track_mix:
-                high = len(stream) - self.length + 1
+                high = stream.shape[-1] - self.length + 1
                 offsets = (torch.rand(batch_size, generator=generator, device=device) * high).long()
+                swaps = torch.rand(batch_size, generator=generator, device=device) < 0.5
             low, high = self.gain_range
-            gains = low + (high - low) * torch.rand(batch_size, 1, generator=generator, device=device)
-            audio[source] = stream[offsets[:, None] + window] * gains
-        return sum(audio.values()), torch.stack([audio[t] for t in self.targets], dim=1)
+            gains = low + (high - low) * torch.rand(batch_size, 1, 1, generator=generator, device=device)
+            chunk = stream[:, offsets[:, None] + window].transpose(0, 1) * gains  # (batch, channels, time)
+            audio[source] = torch.where(swaps[:, None, None], chunk.flip(1), chunk) if self.channel_swap else chunk
+        mix, targets = sum(audio.values()), torch.stack([audio[t] for t in self.targets], dim=1)
+        return (mix[:, 0], targets[:, :, 0]) if self.channels == 1 else (mix, targets)
 
 
 class FixedChunks(Dataset):
@@ -153,16 +171,17 @@ class FixedChunks(Dataset):
         self.targets, self.length = list(targets), int(length)
         self.items = []
         for track in tracks:
-            n = len(next(iter(track.values())))
+            n = next(iter(track.values())).shape[-1]
             for k in range(min(max_per_track, max(1, math.ceil(n / self.length)))):
-                self.items.append({s: self._padded(a[k * self.length : (k + 1) * self.length]) for s, a in track.items()})
+                self.items.append({s: self._padded(a[:, k * self.length : (k + 1) * self.length])
+                                   for s, a in track.items()})
 
     def _padded(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.pad(x, (0, self.length - len(x)))
+        return torch.nn.functional.pad(x, (0, self.length - x.shape[-1]))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int):
         audio = self.items[index]
-        return sum(audio.values()).unsqueeze(0), torch.stack([audio[t] for t in self.targets]).unsqueeze(1)
+        return sum(audio.values()), torch.stack([audio[t] for t in self.targets])

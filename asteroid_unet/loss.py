@@ -19,16 +19,25 @@ def masked_magnitude_l1(masks: torch.Tensor, mix_mag: torch.Tensor, target_mags:
 
 
 def unet_loss(model: UNet, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Paper loss for waveform chunks: ``mix (batch, time)``, ``targets (batch, n_targets, time)``.
+    """Training loss for waveform chunks: ``mix (batch, [channels,] time)``, ``targets (batch, n_targets,
+    [channels,] time)``, the channel axes for a model with ``audio_channels > 1``.
 
-    The chunk's frames (``model.patch_frames`` for ``model.patch_samples`` samples) form one patch.
+    The chunk's first ``model.patch_frames`` frames form one patch. The loss is the L1 distance
+    between each target's network output times the mix magnitude and the target's magnitude:
+    the paper's, with both magnitudes divided by the patch maximum when the model normalises its
+    patches (``patch_norm``), and Spleeter's ``L1_mask`` loss (up to a constant factor) otherwise.
     """
     if targets.shape[1] != len(model.targets):
         raise ValueError(f"Expected {len(model.targets)} targets {model.targets}, got {targets.shape[1]}")
-    mix_mag = model.magnitude(mix)
-    target_mags = model.magnitude(targets.flatten(0, 1)).unflatten(0, targets.shape[:2])
-    masks = model.patch_masks(mix_mag.unsqueeze(1))
-    return masked_magnitude_l1(masks, mix_mag, target_mags)
+    frames = model.patch_frames
+    mix_mag = model.magnitude(mix)[..., :frames]
+    target_mags = model.magnitude(targets.flatten(0, 1)).unflatten(0, targets.shape[:2])[..., :frames]
+    if model.audio_channels == 1:
+        mix_mag, target_mags = mix_mag.unsqueeze(1), target_mags.unsqueeze(2)
+    masks = model.network_masks(mix_mag)  # (batch, n_targets, channels, bins, frames)
+    if model.patch_norm:
+        return masked_magnitude_l1(masks.flatten(2, 3), mix_mag.flatten(1, 2), target_mags.flatten(2, 3))
+    return (masks * mix_mag.unsqueeze(1) - target_mags).abs().mean()
 
 
 class UNetObjective(torch.nn.Module):

@@ -312,12 +312,17 @@ class UNet(BaseEncoderMaskerDecoder):
 
         With ``patch_norm`` each patch is divided by its maximum, so the network sees values in [0, 1].
         """
-        out = self.masker(normalize_patches(patches) if self.patch_norm else patches)
-        masks = out.reshape(out.shape[0], len(self.targets), self.audio_channels, *out.shape[-2:])
+        masks = self.network_masks(patches)
         if self.mask_exponent > 0:  # ratio of the estimated spectrograms, as Spleeter
             power = (masks * patches.unsqueeze(1)) ** self.mask_exponent
             masks = (power + MASK_EPS / len(self.targets)) / (power.sum(1, keepdim=True) + MASK_EPS)
         return masks if self.audio_channels > 1 else masks[:, :, 0]
+
+    def network_masks(self, patches: torch.Tensor) -> torch.Tensor:
+        """The network's sigmoid outputs ``(n, n_targets, channels, n_bins, patch_frames)`` for raw
+        magnitude patches ``(n, channels, n_bins, patch_frames)``: what training fits, before any ratio."""
+        out = self.masker(normalize_patches(patches) if self.patch_norm else patches)
+        return out.reshape(out.shape[0], len(self.targets), self.audio_channels, *out.shape[-2:])
 
     def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
         """Masks ``(batch, n_targets, [channels,] n_bins, frames)`` for a magnitude ``(batch, [channels,]

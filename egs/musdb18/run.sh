@@ -9,6 +9,7 @@
 #   ./run.sh --musdb_root /data/musdb18 --exp_dir exp/full   # real MUSDB18 (stems or HQ wav)
 #   ./run.sh --musdb_root /data/musdb18 --extra_roots "pairs:/data/mir-1k instrumental:/data/music"
 #   ./run.sh --stage 1 -- trainer.max_epochs=5 data.batch_size=16 model.n_layers=5
+#   ./run.sh --musdb_root /data/musdb18 --init spleeter-2stems -- data.batch_size=2   # fine-tune Spleeter's U-Net
 set -euo pipefail
 
 stage=0
@@ -19,7 +20,8 @@ instrumental_exclude="elf-land.ogg,battle-epic.ogg"  # instrumental files with s
 n_songs=20             # synthetic set: songs (a quarter of them, at least one, for test)
 duration=30            # synthetic set: seconds per song
 seed=0                 # synthetic set: seed (same seed, same audio)
-sample_rate=8192       # the model's rate (stage 0 resamples to it)
+sample_rate=8192       # the model's rate (stage 0 resamples to it); with --init, the initial model's
+init=""                # fine-tune this model (a name such as spleeter-2stems, a file or a Hub id) at its own settings
 data_dir=data
 exp_dir=exp/unet
 eval_root=""           # stage 2 root; default: the training root's test subset
@@ -28,7 +30,7 @@ license=cc-by-nc-sa-4.0
 python=${PYTHON:-python}
 
 options() { sed -n '/^stage=0/,/^python=/p' "$0"; }
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; echo "Options (default):"; options | sed 's/^/  --/'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo "Options (default):"; options | sed 's/^/  --/'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --) shift; break ;;
@@ -45,6 +47,10 @@ done
 overrides=("$@")
 
 caller_dir=$PWD
+if [[ -n $init ]]; then
+  [[ ! -e $init || $init == /* ]] || init=$caller_dir/$init
+  sample_rate=$($python -c 'import sys; from asteroid_unet import load_model; print(int(load_model(sys.argv[1]).sample_rate))' "$init")
+fi
 cd "$(dirname "$0")"  # default paths are relative to the recipe; paths given as options to the caller's folder
 if [[ -z "$musdb_root" ]]; then
   musdb_root=$data_dir/synth-n${n_songs}-d${duration}-s${seed}
@@ -81,7 +87,9 @@ fi
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   echo "Stage 1: train -> $exp_dir"
-  $python train.py exp_dir="$exp_dir" data.root="$prepared" model.sample_rate="$sample_rate" "${overrides[@]}"
+  init_arg=()
+  [[ -z $init ]] || init_arg=("init='$init'")
+  $python train.py exp_dir="$exp_dir" data.root="$prepared" model.sample_rate="$sample_rate" "${init_arg[@]}" "${overrides[@]}"
 fi
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then

@@ -4,6 +4,10 @@ Writes into ``exp_dir``: ``conf.yaml`` (the resolved config), ``checkpoints/`` (
 validation loss and ``last.ckpt``, every epoch), ``logs/`` (CSV), ``best_model.pth``
 (an Asteroid package for ``UNet.from_pretrained``) and ``train_results.json``.
 A restarted run resumes from ``checkpoints/last.ckpt``.
+
+With ``init`` (a model name such as ``spleeter-2stems``, a file or a Hub id), the run
+fine-tunes that model at its own settings (rate, channels, patch size, layers, masks); the
+``model`` section is then not used.
 """
 import json
 import random
@@ -18,26 +22,39 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from asteroid_unet import UNet, unet_loss
+from asteroid_unet import UNet, load_model, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
+from asteroid_unet.masknet import UNetMaskNet
 
 SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the mix
 
 
 class UNetSystem(System):
-    """Asteroid System whose step is the paper loss on one mono patch per chunk.
+    """Asteroid System whose step is :func:`~asteroid_unet.unet_loss` on one patch per chunk
+    (mono for a mono model, else the model's channels).
+
+    With ``freeze_norm`` the batch norm layers keep their running statistics (eval mode) while
+    the rest trains: fine-tuning on batches of one or two patches would otherwise replace them.
 
     Under DDP the validation loss is averaged over processes (so every process picks the same
     best checkpoint and early stop), and ``epoch_samples`` logs the training chunks seen per
     epoch, summed over processes: the same count on one device or many.
     """
 
+    freeze_norm = False
+
     def common_step(self, batch, batch_nb, train=True):
         mix, targets = batch  # (batch, channels, time), (batch, n_targets, channels, time)
-        return unet_loss(self.model, mix.mean(1), targets.mean(2))
+        if self.model.audio_channels == 1:
+            mix, targets = mix.mean(1), targets.mean(2)
+        return unet_loss(self.model, mix, targets)
 
     def on_train_epoch_start(self):
         self.epoch_samples = 0
+        if self.freeze_norm:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def training_step(self, batch, batch_nb):
         self.epoch_samples += batch[0].shape[0]
@@ -58,14 +75,15 @@ def make_datasets(cfg: DictConfig, model: UNet):
     if unknown:
         raise SystemExit(f"error: model.targets must be among {SOURCES}, got {unknown}")
     try:
-        train_tracks, valid_tracks = (load_tracks(cfg.data.root, split, SOURCES, int(model.sample_rate))
-                                      for split in ("train", "valid"))
+        train_tracks, valid_tracks = (load_tracks(cfg.data.root, split, SOURCES, int(model.sample_rate),
+                                                  model.audio_channels) for split in ("train", "valid"))
     except FileNotFoundError as err:
         raise SystemExit(f"error: {err}: run stage 0 first") from err
     train = RandomChunks(train_tracks, targets, model.patch_samples,
-                         n_chunks=int(cfg.data.samples_per_track) * len(train_tracks),
+                         n_chunks=max(1, round(float(cfg.data.samples_per_track) * len(train_tracks))),
                          random_track_mix=bool(cfg.data.random_track_mix),
-                         gain_range=(float(cfg.data.gain_min), float(cfg.data.gain_max)))
+                         gain_range=(float(cfg.data.gain_min), float(cfg.data.gain_max)),
+                         channel_swap=bool(cfg.data.channel_swap))
     valid = FixedChunks(valid_tracks, targets, model.patch_samples, int(cfg.data.val_chunks_per_track))
     print(f"Training on {len(train_tracks)} tracks ("
           + ", ".join(f"{s} {n / model.sample_rate / 3600:.2f} h" for s, n in train.stream_lengths.items())
@@ -86,7 +104,14 @@ def main(cfg: DictConfig) -> None:
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "conf.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True)
-    model = UNet(**OmegaConf.to_container(cfg.model, resolve=True))
+    if cfg.init:
+        model = load_model(str(cfg.init)).float().train()
+        print(f"Fine-tuning {cfg.init}: {model.get_model_args()}", flush=True)
+    else:
+        model = UNet(**OmegaConf.to_container(cfg.model, resolve=True))
+    if cfg.freeze_encoder:
+        for unet in (m for m in model.masker.modules() if isinstance(m, UNetMaskNet)):
+            unet.encoder.requires_grad_(False)
     checkpoint = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="{epoch}-{val_loss:.4f}", monitor="val_loss",
                                  mode="min", save_top_k=1)
     # Lightning's save_last only writes when the best improves: a separate, unmonitored callback keeps
@@ -106,11 +131,12 @@ def main(cfg: DictConfig) -> None:
     loader = dict(batch_size=int(cfg.data.batch_size), num_workers=int(cfg.data.num_workers))
     system = UNetSystem(  # under DDP, Lightning shards both loaders with a DistributedSampler
         model=model,
-        optimizer=torch.optim.Adam(model.parameters(), lr=float(cfg.optim.lr), weight_decay=float(cfg.optim.weight_decay)),
+        optimizer=torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=float(cfg.optim.lr), weight_decay=float(cfg.optim.weight_decay)),
         loss_func=unet_loss,
         train_loader=DataLoader(train_set, shuffle=True, **loader),
         val_loader=DataLoader(valid_set, shuffle=False, **loader),
     )
+    system.freeze_norm = bool(cfg.freeze_norm)
     last = exp_dir / "checkpoints" / "last.ckpt"
     if last.exists():
         meta = torch.load(last, map_location="cpu", weights_only=True)
