@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+import norbert
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -31,6 +32,13 @@ class Separator:
     enough context on both sides, so chunked and whole separation agree (no seams), and
     memory is bounded by ``chunk_seconds`` whatever the input's length.
 
+    With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter
+    (:func:`norbert.wiener`, as Spleeter's ``MWF=True``): each target's spectrogram estimate is the
+    network's own output (its sigmoid mask, before any ratio) times the mix magnitude, and the
+    filter takes the channels' spatial covariances into account. It runs on the full-band STFT of
+    each block of ``MASK_BLOCK_SECONDS``. With ``tta``, a stereo model's network outputs are
+    averaged with those of the channel-swapped input (swapped back).
+
     Args:
         model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
             in eval mode on ``device``.
@@ -39,6 +47,9 @@ class Separator:
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
         full_band (bool): carry the masks above the model's band (else silence it). Default True.
+        wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only. Default 0.
+        tta (bool): average a stereo model's outputs with those of the channel-swapped input.
+            Default False.
     """
 
     def __init__(
@@ -49,9 +60,15 @@ class Separator:
         device: Optional[str] = None,
         precision: str = "float32",
         full_band: bool = True,
+        wiener_iterations: int = 0,
+        tta: bool = False,
     ):
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
+        if int(wiener_iterations) < 0:
+            raise ValueError(f"wiener_iterations must be 0 or more, got {wiener_iterations}")
+        self.wiener_iterations = int(wiener_iterations)
+        self.tta = bool(tta) and model.audio_channels == 2
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.for_inference().to(self.device)
         self.precision = precision
@@ -139,7 +156,19 @@ class Separator:
     def _masks_of(self, patches: torch.Tensor, per_call: int) -> torch.Tensor:
         if not patches.shape[0]:
             return patches
-        return torch.cat([self.model.patch_masks(p) for p in patches.split(per_call)])
+        return torch.cat([self._patch_masks(p) for p in patches.split(per_call)])
+
+    def _patch_masks(self, patches: torch.Tensor) -> torch.Tensor:
+        """The model's masks of ``patches``; for the Wiener filter its raw outputs; with ``tta``
+        averaged with those of the channel-swapped patches."""
+        model = self.model
+        masks = model.network_masks if self.wiener_iterations else model.patch_masks
+        out = masks(patches)
+        if self.tta:  # a stereo model: channel axis 1 of the patches, 2 of the masks
+            out = (out + masks(patches.flip(1)).flip(2)) / 2
+        if self.wiener_iterations and model.audio_channels == 1:
+            out = out[:, :, 0]
+        return out
 
     @torch.inference_mode()
     def apply_masks(self, x: torch.Tensor, masks: torch.Tensor, skip: int, core: slice) -> Dict[str, torch.Tensor]:
@@ -151,51 +180,87 @@ class Separator:
         per_channel = self.per_channel(x)
         if self.model.audio_channels > 1 and not per_channel:  # one mask for every channel: the mean over the model's
             masks = masks.mean(1)
-        if len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
+        if self.wiener_iterations:
+            if masks.shape[0] < len(self.names):  # one target: the rest of the mix is the other source
+                masks = torch.cat([masks, 1 - masks])
+        elif len(self.names) > 2 or masks.shape[0] == 2:  # several masks share the mix
             masks /= masks.sum(0, keepdim=True).clamp_min(1e-8)
         n_masked = len(self.names) - 1 if self.full_band or masks.shape[0] < len(self.names) else len(self.names)
         masked_names = self.names[:n_masked]
+
+        def estimate(part: slice) -> List[torch.Tensor]:  # the Wiener filter needs every source
+            if self.wiener_iterations:
+                return self._wiener(x, masks, skip, part, per_channel)[:n_masked]
+            return self._masked(x, masks[:n_masked], skip, part, per_channel)
+
         stems = {name: x.new_empty(x.shape[0], core.stop - core.start) for name in masked_names}
         block = max(1, round(MASK_BLOCK_SECONDS * self.sample_rate / self.hop)) * self.hop
         for start in range(core.start, core.stop, block):  # blocks of whole hops bound the STFTs' memory
             part = slice(start, min(start + block, core.stop))
-            for name, stem in zip(masked_names, self._masked(x, masks[:n_masked], skip, part, per_channel)):
+            for name, stem in zip(masked_names, estimate(part)):
                 stems[name][:, part.start - core.start : part.stop - core.start] = stem
         if n_masked < len(self.names):
             stems[self.names[-1]] = x[:, core] - sum(stems.values())
         return stems
 
-    def _masked(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
-        """The ``part`` samples of ``x`` under each of ``masks``, through a full-band STFT of the part and
-        the frames reaching into it: frames near the span's own borders stay outside the part."""
-        model = self.model
+    def _span(self, x: torch.Tensor, part: slice) -> Tuple[int, int]:
+        """``(lo, hi)``: the samples of ``x`` whose STFT frames reach into ``part``."""
         reach = math.ceil(self.n_fft / self.hop) * self.hop
-        lo, hi = max(0, part.start - reach), min(x.shape[-1], part.stop + reach)
-        span = x[:, lo:hi]
+        return max(0, part.start - reach), min(x.shape[-1], part.stop + reach)
+
+    def _full_masks(self, masks: torch.Tensor, skip: int, lo: int, span_length: int) -> List[torch.Tensor]:
+        """Each of ``masks`` on the full-band STFT grid of the samples from ``lo`` (``span_length`` of them)."""
+        model = self.model
         samples_per_frame = model.hop_length * self.sample_rate / self.model_rate
-        full_masks = [
+        return [
             interpolate_mask(
                 mask,
                 model_bin_hz=self.model_rate / model.n_fft,
                 model_frame_s=model.hop_length / self.model_rate,
                 n_freqs=self.n_fft // 2 + 1,
                 bin_hz=self.sample_rate / self.n_fft,
-                n_frames=1 + span.shape[-1] // self.hop,  # torch.stft's frame count with center=True
+                n_frames=1 + span_length // self.hop,  # torch.stft's frame count with center=True
                 frame_s=self.hop / self.sample_rate,
                 offset_frames=skip + model.first_frame_center / model.hop_length - lo / samples_per_frame,
                 band_limited=not self.full_band,
             )
             for mask in masks
         ]
+
+    def _stft(self, signal: torch.Tensor) -> torch.Tensor:
+        return torch.stft(signal, self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
+                          return_complex=True)
+
+    def _istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        return torch.istft(spec, self.n_fft, self.hop, window=self.window, length=length)
+
+    def _masked(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
+        """The ``part`` samples of ``x`` under each of ``masks``, through a full-band STFT of the part and
+        the frames reaching into it: frames near the span's own borders stay outside the part."""
+        lo, hi = self._span(x, part)
+        span = x[:, lo:hi]
+        full_masks = self._full_masks(masks, skip, lo, span.shape[-1])
         outs = [x.new_empty(x.shape[0], part.stop - part.start) for _ in full_masks]
         for channel in range(x.shape[0]):  # one channel at a time bounds the STFT's memory
-            spec = torch.stft(span[channel], self.n_fft, self.hop, window=self.window, center=True, pad_mode=self.pad_mode,
-                              return_complex=True)
+            spec = self._stft(span[channel])
             for i, (out, full) in enumerate(zip(outs, full_masks)):
                 masked = spec if i == len(outs) - 1 else spec.clone()  # the last mask may reuse spec
-                out[channel] = torch.istft(masked.mul_(full[channel] if per_channel else full), self.n_fft, self.hop,
-                                           window=self.window, length=span.shape[-1])[part.start - lo : part.stop - lo]
+                out[channel] = self._istft(masked.mul_(full[channel] if per_channel else full),
+                                           span.shape[-1])[part.start - lo : part.stop - lo]
         return outs
+
+    def _wiener(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
+        """The ``part`` samples of every source, Wiener-filtered on the full-band STFT of the samples
+        reaching into the part; each source's spectrogram estimate is its mask times the mix magnitude."""
+        lo, hi = self._span(x, part)
+        span = x[:, lo:hi]
+        spec = torch.stack([self._stft(channel) for channel in span])  # (channels, freqs, frames)
+        full = torch.stack(self._full_masks(masks, skip, lo, span.shape[-1]))  # (sources, [channels,] freqs, frames)
+        estimates = (full if per_channel else full.unsqueeze(1)) * spec.abs()
+        filtered = norbert.wiener(estimates.permute(3, 2, 1, 0).cpu().numpy(), spec.permute(2, 1, 0).cpu().numpy(),
+                                  self.wiener_iterations)  # (frames, freqs, channels, sources)
+        out = torch.from_numpy(filtered).to(x.device).permute(3, 2, 1, 0)
+        return [self._istft(source, span.shape[-1])[:, part.start - lo : part.stop - lo] for source in out]
 
 
 class Chunk(NamedTuple):
@@ -300,6 +365,8 @@ def separate(
     chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     full_band: bool = True,
+    wiener_iterations: int = 0,
+    tta: bool = False,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
 
@@ -308,17 +375,18 @@ def separate(
         sample_rate (int): its rate in Hz.
         model: a UNet, a model name (``"spleeter-2stems"``, ``"paper"``), a path / hub folder /
             repo id, or None for the default model.
-        device, chunk_seconds, precision, full_band: see :class:`Separator`.
+        device, chunk_seconds, precision, full_band, wiener_iterations, tta: see :class:`Separator`.
 
     Returns:
         dict ``{"vocals": ..., "accompaniment": ...}`` of tensors shaped like ``waveform``,
-        at ``sample_rate``; they sum to the input.
+        at ``sample_rate``; full band, they sum to the input.
     """
     wav = torch.as_tensor(np.asarray(waveform) if not isinstance(waveform, torch.Tensor) else waveform)
     if wav.ndim not in (1, 2):
         raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(wav.shape)}")
     x = wav.reshape(1 if wav.ndim == 1 else wav.shape[0], wav.shape[-1]).float()
-    separator = Separator(load_model(model), sample_rate, chunk_seconds, device, precision, full_band)
+    separator = Separator(load_model(model), sample_rate, chunk_seconds, device, precision, full_band,
+                          wiener_iterations, tta)
     n = x.shape[-1]
 
     def read(start: int, stop: int) -> torch.Tensor:
@@ -436,6 +504,8 @@ def separate_file(
     precision: str = "float32",
     progress: bool = False,
     full_band: bool = True,
+    wiener_iterations: int = 0,
+    tta: bool = False,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 
@@ -456,7 +526,8 @@ def separate_file(
     with AudioReader(path) as reader:
         if reader.frames == 0:
             raise AudioError("no samples in file")
-        separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision, full_band)
+        separator = Separator(model, reader.sample_rate, chunk_seconds, device, precision, full_band,
+                              wiener_iterations, tta)
         output = SongOutput(targets, reader.sample_rate, reader.channels, fmt)
         try:
             bar = tqdm(total=reader.frames / reader.sample_rate, unit="s", desc=path.name, disable=None if progress else True,
