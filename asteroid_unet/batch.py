@@ -18,7 +18,7 @@ from .audio import AudioError, AudioReader
 from .catalogue import FileResult, one_line
 from .model import UNet
 from .pretrained import load_model
-from .separate import CHUNK_SECONDS, Separator, SongOutput, SongPass, output_format, stem_names, stem_targets
+from .separate import CHUNK_SECONDS, TTA, WIENER_ITERATIONS, Separator, SongOutput, SongPass, output_format, stem_names, stem_targets
 
 GPU_PATCH_VALUES = 256 * 512 * 128  # 256 patches of the paper's size (512 bins x 128 frames, mono) per GPU pass
 
@@ -121,6 +121,8 @@ def separate_batched(
     precision: str = "float32",
     progress: bool = False,
     full_band: bool = True,
+    wiener_iterations: int = WIENER_ITERATIONS,
+    tta: bool = TTA,
     debug: bool = False,
     shared_passes: Optional[bool] = None,
 ) -> Iterator[FileResult]:
@@ -131,7 +133,7 @@ def separate_batched(
 
     Args:
         paths: audio files (a folder gives the error ``folder holds no audio files``).
-        outdir, fmt, force, device, chunk_seconds, precision, full_band: as in
+        outdir, fmt, force, device, chunk_seconds, precision, full_band, wiener_iterations, tta: as in
             :func:`~asteroid_unet.separate.separate_file`.
         model: a UNet, a model name, a path / hub folder / repo id, or None (packaged weights).
         batch_files (int): songs advanced together. Default 8.
@@ -143,7 +145,8 @@ def separate_batched(
     """
     model = load_model(model)
     paths = [Path(p) for p in paths]
-    separator_options = dict(chunk_seconds=chunk_seconds, device=device, precision=precision, full_band=full_band)
+    separator_options = dict(chunk_seconds=chunk_seconds, device=device, precision=precision, full_band=full_band,
+                             wiener_iterations=wiener_iterations, tta=tta)
     if shared_passes is None:
         shared_passes = torch.device(device or next(model.parameters()).device).type != "cpu"
     per_pass = gpu_patches_per_pass(model) if shared_passes else None

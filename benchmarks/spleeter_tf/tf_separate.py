@@ -1,12 +1,14 @@
 """Separate one input with Spleeter 2stems (TensorFlow), in this process; run with the TensorFlow venv's Python.
 
-    tf_separate.py INPUT OUTPUT_DIR
+    tf_separate.py [--mwf] INPUT OUTPUT_DIR
 
 ``INPUT``: a ``.npy`` array ``(samples, 2)`` float32 at 44.1 kHz (written as ``OUTPUT_DIR/stems.npz``
 with ``vocals`` and ``accompaniment``, same shape), or an audio file that soundfile reads at 44.1 kHz
 (written as ``OUTPUT_DIR/vocals.wav`` and ``accompaniment.wav``, float). Prints one JSON line:
 ``wall_s``, the seconds from the start of reading the input to the last output written (Spleeter
 builds its graph and restores its checkpoint lazily, inside this time), and ``peak_rss_mb``.
+
+``--mwf``: Spleeter's own multichannel Wiener filter (``Separator(MWF=True)``, norbert's defaults).
 
 Spleeter's prediction generator is one-shot: use one process per input.
 """
@@ -21,12 +23,12 @@ import numpy as np
 RATE = 44100
 
 
-def main(src: str, outdir: str) -> None:
+def main(src: str, outdir: str, mwf: bool = False) -> None:
     if not Path(src).is_file():
         sys.exit(f"error: no input file {src}")
     from spleeter.separator import Separator
 
-    separator = Separator(MWF=False, multiprocess=False)
+    separator = Separator(MWF=mwf, multiprocess=False)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -54,6 +56,7 @@ def main(src: str, outdir: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    args = [a for a in sys.argv[1:] if a != "--mwf"]
+    if len(args) != 2:
         sys.exit("usage: " + __doc__.strip().splitlines()[2].strip())
-    main(sys.argv[1], sys.argv[2])
+    main(args[0], args[1], mwf="--mwf" in sys.argv[1:])
