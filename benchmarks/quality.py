@@ -50,7 +50,6 @@ Usage::
 Writes ``benchmarks/results/quality.json`` and ``benchmarks/results/quality.md``.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -315,7 +314,8 @@ def main(argv: Optional[list] = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from asteroid_unet.model import UNet
-    from asteroid_unet.pretrained import default_weights_path, load_model
+    from asteroid_unet.model import load_model
+    from asteroid_unet.weights import default_weights_path
 
     if args.untrained:
         torch.manual_seed(0)

@@ -82,11 +82,11 @@ def make_input(path: Path, seconds: float) -> None:
 def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: Optional[float], model_spec=None,
              copies: int = 1, batch_files: int = 64) -> float:
     """Seconds to separate ``src``, or with ``copies`` > 1 a catalogue of that many copies of it,
-    ``batch_files`` at a time (:func:`~asteroid_unet.batch.separate_batched`)."""
+    ``batch_files`` at a time (:func:`~asteroid_unet.files.separate_files`)."""
     import torch
 
-    from asteroid_unet.batch import separate_batched
-    from asteroid_unet.pretrained import load_model
+    from asteroid_unet.files import separate_files as separate_batched
+    from asteroid_unet.model import load_model
     from asteroid_unet.separate import separate_file
 
     model = load_model(model_spec).to(device)

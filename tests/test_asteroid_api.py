@@ -10,7 +10,8 @@ import soundfile as sf
 import torch
 
 from asteroid_unet import UNet, load_model
-from asteroid_unet.separate import Separator, separate
+from asteroid_unet.separate import separate
+from asteroid_unet.separator import Separator
 from asteroid_unet.weights import CheckpointError, resolve
 
 ROOT = Path(__file__).resolve().parents[1]

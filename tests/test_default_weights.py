@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from asteroid_unet import UNet
-from asteroid_unet.pretrained import load_model, packaged_path
+from asteroid_unet.model import load_model
+from asteroid_unet.weights import packaged_path
 
 pytestmark = pytest.mark.skipif(not packaged_path("paper").is_file(), reason="this build ships no paper weights")
 

@@ -110,8 +110,8 @@ def test_shared_passes_send_each_patch_through_the_network_once(tmp_path, small_
     network as in one whole pass of each song, in fewer calls than one file at a time; the stems
     agree with one file at a time to rounding."""
     from asteroid_unet import UNet
-    from asteroid_unet.batch import separate_batched
     from asteroid_unet.catalogue import separate_files
+    from asteroid_unet.files import separate_files as separate_batched
     from asteroid_unet.separate import separate_file
 
     files = write_catalogue(tmp_path / "in")  # a, b, broken, c
@@ -136,7 +136,7 @@ def test_a_failed_shared_pass_fails_its_songs_only(tmp_path, small_model, monkey
     """When a shared network pass fails (out of GPU memory, say), the songs in it fail with its line and
     leave no stem; the songs after them are separated."""
     from asteroid_unet import UNet
-    from asteroid_unet.batch import separate_batched
+    from asteroid_unet.files import separate_files as separate_batched
 
     files = write_catalogue(tmp_path / "in")  # a, b, broken, c
     patch_masks = UNet.patch_masks
@@ -189,7 +189,7 @@ def test_an_interrupt_mid_batch_keeps_no_partial_stem(tmp_path, small_model, mon
 
 def test_gpu_passes_hold_256_paper_size_patches():
     from asteroid_unet import UNet
-    from asteroid_unet.batch import gpu_patches_per_pass
+    from asteroid_unet.files import gpu_patches_per_pass
     from asteroid_unet.model import spleeter_args
 
     assert gpu_patches_per_pass(UNet()) == 256

@@ -8,7 +8,8 @@ import torch
 
 from asteroid_unet import UNet
 from asteroid_unet.audio import AudioError
-from asteroid_unet.separate import Separator, separate, separate_file
+from asteroid_unet.separate import separate, separate_file
+from asteroid_unet.separator import Separator
 
 separate_module = importlib.import_module("asteroid_unet.separate")  # the package exports the function
 

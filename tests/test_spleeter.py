@@ -15,7 +15,8 @@ import torch
 from helpers import small_spleeter_model, spleeter_variables, write_tf_checkpoint
 
 from asteroid_unet.cli import main
-from asteroid_unet.pretrained import load_model, packaged_path
+from asteroid_unet.model import load_model
+from asteroid_unet.weights import packaged_path
 from asteroid_unet.spleeter import SpleeterCheckpointError, convert, convert_wheel, read_checkpoint
 
 FIXTURE = Path(__file__).parent / "data" / "spleeter_2stems_tf.npz"

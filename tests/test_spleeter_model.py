@@ -10,7 +10,7 @@ from helpers import load_from_offline_hub, small_spleeter_model
 from asteroid_unet import UNet, hub, load_model, separate
 from asteroid_unet.cli import main
 from asteroid_unet.masknet import DecoderBlock, same_padding
-from asteroid_unet.pretrained import packaged_path
+from asteroid_unet.weights import packaged_path
 from asteroid_unet.weights import CheckpointError
 
 RATE = 44100
@@ -122,9 +122,9 @@ def test_an_existing_path_wins_over_a_name(model, tmp_path, monkeypatch):
 
 
 def test_missing_converted_weights_give_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import asteroid_unet.pretrained as pretrained
+    import asteroid_unet.weights as weights
 
-    monkeypatch.setattr(pretrained, "packaged_path", lambda name: tmp_path / f"{name}.pth")
+    monkeypatch.setattr(weights, "packaged_path", lambda name: tmp_path / f"{name}.pth")
     with pytest.raises(CheckpointError, match="make weights"):
         load_model("spleeter-2stems")
     with pytest.raises(CheckpointError, match="make weights"):
