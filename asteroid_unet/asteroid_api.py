@@ -19,20 +19,21 @@ from .files import separate_file
 from .separator import separator_for, stem_names
 
 
-def separate_waveforms(model, wav) -> torch.Tensor:
+def separate_waveforms(model, wav, **settings) -> torch.Tensor:
     """Stems of waveforms at the model's rate, shaped like ``UNet.forward``'s output.
 
     ``(time,)`` -> ``(n_stems, time)``; ``(batch, time)`` and ``(batch, 1, time)`` ->
     ``(batch, n_stems, time)``; ``(batch, channels, time)`` -> ``(batch, n_stems, channels, time)``.
     The stems are those of :func:`~asteroid_unet.separator.stem_names`, on the input's device; one
-    separator serves every item.
+    separator serves every item. ``settings``: the :class:`~asteroid_unet.separator.Separator`'s
+    (``wiener_iterations``, ``tta``, ...; the package's defaults where not given).
     """
     wav = torch.as_tensor(wav)
     if wav.ndim not in (1, 2, 3):
         raise ValueError(f"Expected (time,), (batch, time) or (batch, channels, time), got {tuple(wav.shape)}")
     items = wav.reshape(-1, 1 if wav.ndim < 3 else wav.shape[1], wav.shape[-1])  # (batch, channels, time)
     names = stem_names(model)
-    separator = separator_for(model, int(model.sample_rate))
+    separator = separator_for(model, int(model.sample_rate), **settings)
     out = torch.stack([
         torch.stack([stems[name] for name in names]) for stems in map(separator.separate, items.cpu())
     ]) if items.shape[0] else items.new_zeros(0, len(names), *items.shape[1:])  # (batch, n_stems, channels, time)

@@ -7,7 +7,7 @@ from pathlib import Path
 import soundfile as sf
 import stempeg
 
-from .evaluate import bss_eval, mix_estimates
+from .evaluate import MUSDB_STEMS, bss_eval, mix_estimates, vocals_and_accompaniment
 from .separate import separate_file
 from .weights import BUILD_HINT, default_weights_path
 
@@ -16,8 +16,8 @@ PREVIEW = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 
 
 def true_stems(path: Path):
     """Vocals and accompaniment (drums + bass + other) of a MUSDB ``.stem.mp4``, ``(time, channels)``."""
-    stems, rate = stempeg.read_stems(str(path))
-    return {"vocals": stems[4], "accompaniment": stems[1] + stems[2] + stems[3]}, int(rate)
+    stems, rate = stempeg.read_stems(str(path))  # streams: mixture, drums, bass, other, vocals
+    return vocals_and_accompaniment(dict(zip(MUSDB_STEMS, stems[1:]))), int(rate)
 
 
 def main(argv=None) -> int:

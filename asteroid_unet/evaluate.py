@@ -1,7 +1,7 @@
 """BSSEval v4 (museval) scores for vocals / accompaniment, with the MIX floor and the IRM ceiling.
 
-Shared by the Asteroid recipe, the SpeechBrain recipe and the quality benchmark. Scores
-are the median over 1 s windows per track; a summary is the median over tracks.
+Shared by the Asteroid recipe, the SpeechBrain recipe, the demo and the quality benchmark.
+Scores are the median over 1 s windows per track; a summary is the median over tracks.
 
 Two reference rows, computed on the same tracks as any model:
 
@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from .fullband import fft_resample
+from .separator import separator_for
 
 TARGETS = ("vocals", "accompaniment")
+MUSDB_STEMS = ("drums", "bass", "other", "vocals")
 METRICS = ("SDR", "SIR", "SAR")
 REFERENCE_ROWS = ("MIX", "IRM")
 Scores = Dict[str, Dict[str, float]]  # target -> metric -> dB
@@ -116,6 +118,28 @@ def reference_rows(references: Mapping[str, np.ndarray], rate: int, model_rate: 
                       ("IRM", lambda: irm_estimates(references, rate, model_rate, n_fft, hop_length))):
         start = time.perf_counter()
         rows[row] = {**bss_eval(references, make(), rate), "time_s": time.perf_counter() - start}
+    return rows
+
+
+def vocals_and_accompaniment(stems: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The two targets of MUSDB18's four stems (:data:`MUSDB_STEMS`): vocals, and accompaniment =
+    drums + bass + other."""
+    return {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
+
+
+def score_track(model, references: Mapping[str, np.ndarray], rate: int, name: str = "UNet",
+                with_references: bool = True, **settings) -> Dict[str, dict]:
+    """``{row: scores}`` of one track: the model's stems of the mixture (the sum of ``references``,
+    ``{target: (samples, channels)}``), separated at ``rate`` with the separator ``settings``, as row
+    ``name`` with its ``time_s``; then, with ``with_references``, the :func:`reference_rows` at the
+    model's STFT."""
+    mixture = sum(_as_2d(r) for r in references.values())
+    start = time.perf_counter()
+    stems = separator_for(model, rate, **settings).separate(torch.from_numpy(np.ascontiguousarray(mixture.T)).float())
+    estimates = {t: stems[t].cpu().numpy().T for t in references}
+    rows = {name: {**bss_eval(references, estimates, rate), "time_s": time.perf_counter() - start}}
+    if with_references:
+        rows.update(reference_rows(references, rate, int(model.sample_rate), model.n_fft, model.hop_length))
     return rows
 
 

@@ -257,10 +257,11 @@ class UNet(BaseEncoderMaskerDecoder):
 
     # ----- Asteroid's separation API, through the package's separator -----
 
-    def forward_wav(self, wav, *args, **kwargs) -> torch.Tensor:
+    def forward_wav(self, wav, *args, **settings) -> torch.Tensor:
         """Stems of :func:`asteroid_unet.separate` for waveforms at ``sample_rate``, shaped as
-        ``forward``'s output; what Asteroid's ``separate`` functions call. Never changes the model."""
-        return separate_waveforms(self, wav)
+        ``forward``'s output; what Asteroid's ``separate`` functions call (their keyword arguments
+        reach the separator: ``wiener_iterations``, ``tta``, ...). Never changes the model."""
+        return separate_waveforms(self, wav, **settings)
 
     def separate(self, wav, output_dir=None, force_overwrite=False, resample=False, **kwargs):
         """Asteroid's ``separate``: a tensor or array at ``sample_rate`` gives :meth:`forward_wav`'s
@@ -426,6 +427,13 @@ class UNet(BaseEncoderMaskerDecoder):
             return super().from_pretrained(conf, *args, **kwargs).eval()
         except Exception as err:  # wrong args, shapes or types in a stranger's package: one line, not a traceback
             raise CheckpointError(f"{where}: weights do not fit a UNet ({one_line(err, 120)})") from None
+
+    @classmethod
+    def for_training(cls, init=None, **model_args) -> "UNet":
+        """A model to train, in train mode: the weights of ``init`` (a model name such as
+        ``spleeter-2stems``, a file or a Hub repo id) at its own settings, as float32, when it is
+        given (``model_args`` are then not used); else a new UNet of ``model_args``."""
+        return cls.from_pretrained(init).float().train() if init else cls(**model_args)
 
     def serialize(self) -> dict:
         """Asteroid's package dict, with plain types only so ``torch.load(weights_only=True)`` reads it."""

@@ -23,6 +23,7 @@ from .hub import MODEL_FILE as WEIGHTS_FILE
 from .hub import write_speechbrain_files
 from .model import UNet
 from .separate import separate
+from .separator import TTA, WIENER_ITERATIONS
 from .weights import load_package
 
 
@@ -56,16 +57,18 @@ class UNetSeparator(Pretrained):
         with torch.no_grad():
             return self.mods.model.forward_wav(mix.to(self.device, torch.float32)).transpose(1, 2)
 
-    def separate_file(self, path) -> torch.Tensor:
+    def separate_file(self, path, wiener_iterations: int = WIENER_ITERATIONS, tta: bool = TTA) -> torch.Tensor:
         """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_stems)``,
-        full band at the file's own rate (``soundfile.info(path).samplerate``)."""
+        full band at the file's own rate (``soundfile.info(path).samplerate``); ``wiener_iterations``
+        and ``tta`` as in :func:`asteroid_unet.separate`."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No such audio file: {path}")
         audio, rate = audio_io.load(str(path))  # (channels, time)
         if audio.shape[-1] == 0:
             raise ValueError(f"{path}: the file holds no samples")
-        stems = separate(audio, rate, self.mods.model, device=str(self.device))
+        stems = separate(audio, rate, self.mods.model, device=str(self.device), wiener_iterations=wiener_iterations,
+                         tta=tta)
         return torch.stack(list(stems.values()), dim=-1)
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:

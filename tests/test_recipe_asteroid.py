@@ -204,3 +204,36 @@ def test_eval_in_worker_processes_gives_the_serial_numbers(recipe):
         summaries[jobs] = [{row: {k: v for k, v in s.items() if k != "time_s"} for row, s in json.loads(t.read_text()).items()}
                            for t in tracks]
     assert summaries[1] == summaries[2]
+
+
+def tiny_stereo_model() -> UNet:
+    """A small stereo model with Spleeter's layers and masks, at the recipe's 8192 Hz."""
+    from asteroid_unet.model import spleeter_args
+
+    torch.manual_seed(0)
+    args = dict(spleeter_args(), sample_rate=8192.0, n_fft=512, hop_length=128, n_bins=64, patch_frames=16,
+                patch_hop=16, n_layers=2, first_channels=4)
+    return UNet(**args).eval()
+
+
+def test_init_fine_tunes_that_model_at_its_own_settings_and_resumes(recipe, tmp_path):
+    """run.sh --init FILE: the model section of the config is not used (the TINY overrides describe
+    another model), the weights start from the file and train, frozen batch norm keeps its statistics,
+    and a second run goes on from the last checkpoint."""
+    tmp, _, _ = recipe
+    init = tiny_stereo_model()
+    torch.save(init.serialize(), tmp_path / "init.pth")
+    exp = tmp / "exp-init"
+    stage1 = ["--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth")]
+    common = ["data.samples_per_track=2", "freeze_norm=true", "data.batch_size=2"]
+    stdout = run_recipe(tmp, *stage1, overrides=["trainer.max_epochs=1", *common])
+    assert "Fine-tuning" in stdout
+    tuned = UNet.from_pretrained(str(exp / "best_model.pth"))
+    assert tuned.get_model_args() == init.get_model_args()
+    before, after = init.state_dict(), tuned.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("conv.weight"))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    stdout = run_recipe(tmp, *stage1, overrides=["trainer.max_epochs=2", *common])
+    assert f"Resuming from {exp / 'checkpoints' / 'last.ckpt'} (epoch 0" in stdout
+    assert json.loads((exp / "train_results.json").read_text())["epochs"] == 2

@@ -326,3 +326,28 @@ def test_recipe_trains_on_extra_pairs_and_instrumental_roots(tiny_musdb, tmp_pat
         ids = [r["ID"] for r in csv.DictReader(f)]
     assert ids[-2:] == ["pairs-singer_2_01", "music-a"]
     assert (out / "best_model.pth").is_file()
+
+
+@pytest.mark.slow
+def test_init_model_fine_tunes_that_model_at_its_own_settings_and_resumes(tiny_musdb, tmp_path):
+    """--init_model=FILE: a stereo model with Spleeter's layers trains on stereo chunks at its own settings
+    (the debug flags describe another model), batch norm frozen, and a second run resumes."""
+    import torch
+
+    from asteroid_unet import UNet
+    from asteroid_unet.model import spleeter_args
+
+    torch.manual_seed(0)
+    init = UNet(**dict(spleeter_args(), sample_rate=8192.0, n_fft=512, hop_length=128, n_bins=64, patch_frames=16,
+                       patch_hop=16, n_layers=2, first_channels=4))
+    torch.save(init.serialize(), tmp_path / "init.pth")
+    row, out = recipe_rows()[0], tmp_path / "out"
+    flags = [f"--init_model={tmp_path / 'init.pth'}", "--freeze_norm=True"]
+    finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=1, eval_reference_rows=False), *flags))
+    tuned = UNet.from_pretrained(str(out / "best_model.pth"))
+    assert tuned.get_model_args() == init.get_model_args()
+    before, after = init.state_dict(), tuned.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("conv.weight"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.endswith(("running_mean", "running_var")))
+    log = finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=2, eval_reference_rows=False), *flags))
+    assert "Loading a checkpoint from" in log and "Going into epoch 2" in log and "Going into epoch 1" not in log

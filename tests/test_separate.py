@@ -1,4 +1,3 @@
-import importlib
 import math
 
 import numpy as np
@@ -11,7 +10,7 @@ from asteroid_unet.audio import AudioError
 from asteroid_unet.separate import separate, separate_file
 from asteroid_unet.separator import Separator
 
-separate_module = importlib.import_module("asteroid_unet.separate")  # the package exports the function
+import asteroid_unet.separator as separator_module
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +64,9 @@ def test_masking_in_blocks_changes_no_sample(paper_model, monkeypatch, full_band
     """The full-band STFT, masking and inverse STFT of a chunk go in blocks that bound their memory;
     every block sees the frames reaching into it, so the stems are the same to the bit."""
     x = music(25, 44100)
-    monkeypatch.setattr(separate_module, "MASK_BLOCK_SECONDS", 1000.0)
+    monkeypatch.setattr(separator_module, "MASK_BLOCK_SECONDS", 1000.0)
     whole = separate(x, 44100, paper_model, full_band=full_band)
-    monkeypatch.setattr(separate_module, "MASK_BLOCK_SECONDS", 1.3)
+    monkeypatch.setattr(separator_module, "MASK_BLOCK_SECONDS", 1.3)
     blocked = separate(x, 44100, paper_model, full_band=full_band)
     for name in whole:
         assert torch.equal(whole[name], blocked[name])

@@ -7,15 +7,14 @@ windows), ``summary.json`` and ``summary.md`` (median over tracks), and prints t
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from asteroid_unet import UNet
-from asteroid_unet.evaluate import bss_eval, reference_rows, summarize, write_json, write_markdown
+from asteroid_unet.evaluate import (MUSDB_STEMS, score_track, summarize, vocals_and_accompaniment, write_json,
+                                    write_markdown)
 from asteroid_unet.parallel import ordered_map
-from asteroid_unet.separate import separate
 
 _worker = {}  # per process: the model, the tracks by name and the options
 
@@ -34,18 +33,11 @@ def start_worker(model_path: str, root: Path, subset: str, max_tracks, device: s
                    tracks={t.name: t for t in open_tracks(root, subset, max_tracks)})
 
 
-def score_track(track_name: str) -> dict:
-    """``{row: scores}`` of one track: MIX, IRM and the model (which also records its ``time_s``)."""
+def score_named_track(track_name: str) -> dict:
+    """``{row: scores}`` of one track: the model (which also records its ``time_s``), MIX and IRM."""
     model, track = _worker["model"], _worker["tracks"][track_name]
-    stems = {s: track.sources[s].audio for s in ("drums", "bass", "other", "vocals")}
-    references = {"vocals": stems["vocals"], "accompaniment": stems["drums"] + stems["bass"] + stems["other"]}
-    rows = reference_rows(references, track.rate, int(model.sample_rate), model.n_fft, model.hop_length)
-    start = time.perf_counter()
-    mixture = references["vocals"] + references["accompaniment"]
-    estimates = separate(mixture.T, track.rate, model, device=_worker["device"])
-    estimates = {t: estimates[t].cpu().numpy().T for t in references}
-    rows[_worker["name"]] = {**bss_eval(references, estimates, track.rate), "time_s": time.perf_counter() - start}
-    return rows
+    references = vocals_and_accompaniment({s: track.sources[s].audio for s in MUSDB_STEMS})
+    return score_track(model, references, track.rate, _worker["name"], device=_worker["device"])
 
 
 def main() -> None:
@@ -67,7 +59,7 @@ def main() -> None:
         sys.exit(f"error: no tracks under {args.root / args.subset}")
     per_track = {}
     worker = (args.model, args.root, args.subset, args.max_tracks, args.device, args.name)
-    for name, rows in zip(names, ordered_map(score_track, names, args.jobs, start_worker, worker)):
+    for name, rows in zip(names, ordered_map(score_named_track, names, args.jobs, start_worker, worker)):
         write_json(rows, args.out_dir / "tracks" / f"{name}.json")
         per_track[name] = rows
         print(f"{name}: " + ", ".join(f"{r} vocals SDR {s['vocals']['SDR']:.2f}" for r, s in rows.items()), flush=True)

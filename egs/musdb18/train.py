@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from asteroid_unet import UNet, load_model, unet_loss
+from asteroid_unet import UNet, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
 from asteroid_unet.masknet import UNetMaskNet
 
@@ -104,11 +104,9 @@ def main(cfg: DictConfig) -> None:
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / "conf.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True)
+    model = UNet.for_training(cfg.init, **OmegaConf.to_container(cfg.model, resolve=True))
     if cfg.init:
-        model = load_model(str(cfg.init)).float().train()
         print(f"Fine-tuning {cfg.init}: {model.get_model_args()}", flush=True)
-    else:
-        model = UNet(**OmegaConf.to_container(cfg.model, resolve=True))
     if cfg.freeze_encoder:
         for unet in (m for m in model.masker.modules() if isinstance(m, UNetMaskNet)):
             unet.encoder.requires_grad_(False)

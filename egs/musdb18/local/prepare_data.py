@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asteroid_unet.evaluate import vocals_and_accompaniment
 from prepared_layout import is_prepared, mark_prepared, resample, run_jobs, write_track
 
 STEM_IDS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}  # stream order of a .stem.mp4
@@ -58,7 +59,7 @@ def track_name(path: Path) -> str:
 def prepare_track(item: tuple, out: Path, sample_rate: int) -> str:
     split, path = item
     sources, rate = read_sources(path)
-    stems = {"vocals": sources["vocals"], "accompaniment": sources["drums"] + sources["bass"] + sources["other"]}
+    stems = vocals_and_accompaniment(sources)
     write_track(out / split / track_name(path), {k: resample(v, rate, sample_rate) for k, v in stems.items()},
                 sample_rate)
     return track_name(path)

@@ -23,14 +23,13 @@ import csv
 import math
 import os
 import sys
-import time
 
 import numpy as np
 import speechbrain as sb
 import torch
 from asteroid_unet import UNet, evaluate, hub
 from asteroid_unet.parallel import ordered_map
-from asteroid_unet.separate import separate, stem_names
+from asteroid_unet.separator import stem_names
 from hyperpyyaml import load_hyperpyyaml
 from scipy.signal import resample_poly
 from speechbrain.dataio.dataio import read_audio
@@ -58,6 +57,14 @@ class Separation(sb.Brain):
         """
         batch = batch.to(self.device)
         return batch.mix_sig.data, batch.targets_sig.data
+
+    def on_fit_batch_start(self, batch, should_step):
+        """With ``freeze_norm``, batch norm keeps its running statistics while
+        the rest trains (fine-tuning on batches of one or two patches)."""
+        if self.hparams.freeze_norm:
+            for module in self.modules.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def compute_objectives(self, predictions, batch, stage):
         """The paper loss, ``asteroid_unet.unet_loss``, on the chunks."""
@@ -185,36 +192,22 @@ def start_eval_worker(package, device, reference_rows):
 
 def score_track(track):
     """``{row: scores}`` of one manifest row: the model (``UNet``) and,
-    optionally, MIX and IRM."""
+    optionally, MIX and IRM (``asteroid_unet.evaluate.score_track``)."""
     model = _eval_worker["model"]
-    targets = stem_names(model)
-    rate = int(track["sample_rate"])
     stems = {
         s: read_audio(track[s]).reshape(int(track["frames"]), -1).T
         for s in STEMS
     }
     references = {
-        t: target_source(stems, t).T.numpy() for t in targets
+        t: target_source(stems, t).T.numpy() for t in stem_names(model)
     }  # (time, channels)
-    start = time.perf_counter()
-    estimates = separate(
-        sum(stems.values()), rate, model=model, device=_eval_worker["device"]
+    return evaluate.score_track(
+        model,
+        references,
+        int(track["sample_rate"]),
+        with_references=_eval_worker["reference_rows"],
+        device=_eval_worker["device"],
     )
-    scores = evaluate.bss_eval(
-        references, {t: estimates[t].T.numpy() for t in targets}, rate
-    )
-    rows = {"UNet": {**scores, "time_s": time.perf_counter() - start}}
-    if _eval_worker["reference_rows"]:
-        rows.update(
-            evaluate.reference_rows(
-                references,
-                rate,
-                int(model.sample_rate),
-                model.n_fft,
-                model.hop_length,
-            )
-        )
-    return rows
 
 
 def target_source(stems, target):
@@ -243,31 +236,36 @@ def resample(audio, orig, new):
 
 def dataio_prep(hparams):
     """Train, valid and test datasets of one-patch chunks, ``samples_per_track``
-    per train track."""
-    patch_samples = hparams["model"].patch_samples
-    model_rate = int(hparams["sample_rate"])
-    targets = list(hparams["targets"])
+    per train track, at the model's rate and channel count."""
+    model = hparams["model"]
+    patch_samples = model.patch_samples
+    model_rate = int(model.sample_rate)
+    channels = model.audio_channels
+    targets = list(model.targets)
 
     def read_chunk(track, start_fraction):
-        """Mono stems ``(4, patch_samples)`` at the model rate, from
-        ``start_fraction`` of the track."""
+        """Stems ``(4, [channels,] patch_samples)`` at the model rate, from
+        ``start_fraction`` of the track: the downmix for a mono model, a mono
+        file on every channel for a stereo one."""
         rate, frames = int(track["sample_rate"]), int(track["frames"])
         length = int(np.ceil(patch_samples * rate / model_rate)) + 1
         start = int(start_fraction * max(0, frames - length))
-        stems = torch.zeros(len(STEMS), length)
+        stems = torch.zeros(len(STEMS), channels, length)
         for i, stem in enumerate(STEMS):
             if not track[stem]:  # an extra-data row without this stem: silence
                 continue
             audio = read_audio(
                 {"file": track[stem], "start": start, "stop": start + length}
             )
-            audio = audio.reshape(audio.shape[0], -1).mean(dim=1)  # mono
-            stems[i, : audio.shape[0]] = audio[:length]
+            audio = audio.reshape(audio.shape[0], -1)[:length].T
+            if channels == 1:
+                audio = audio.mean(dim=0, keepdim=True)
+            stems[i, :, : audio.shape[-1]] = audio
         stems = resample(stems, rate, model_rate)
         stems = torch.nn.functional.pad(
             stems, (0, max(0, patch_samples - stems.shape[-1]))
-        )
-        return stems[:, :patch_samples]
+        )[..., :patch_samples]
+        return stems[:, 0] if channels == 1 else stems
 
     def make_pipeline(random_start):
         @sb.utils.data_pipeline.takes(
@@ -286,6 +284,9 @@ def dataio_prep(hparams):
                 else (chunk + 0.5) / n_chunks
             )
             audio = read_chunk(track, fraction)
+            swap = random_start and hparams["channel_swap"] and channels == 2
+            if swap and torch.rand(()).item() < 0.5:
+                audio = audio.flip(1)  # left and right swapped, every stem
             stems = dict(zip(STEMS, audio))
             yield audio.sum(0)
             yield torch.stack([target_source(stems, t) for t in targets])
