@@ -349,6 +349,7 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
     except Exception as err:  # one clear line in the page; the operator's log keeps the traceback
         log.info("separation of %s failed", song.name, exc_info=True)
         shutil.rmtree(work, ignore_errors=True)
+        remove_empty(work.parent)  # the visitor's folder, when this was its first job
         return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
     finally:
         sessions.end(session)

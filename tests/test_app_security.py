@@ -26,6 +26,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from asteroid_unet import app
+from asteroid_unet.pretrained import load_model
 from asteroid_unet.separate import separate_file
 
 pytestmark = pytest.mark.slow
@@ -313,7 +314,8 @@ def test_uploads_no_event_took_are_swept(tmp_path):
 def test_eight_concurrent_visitors(server, victim, tmp_path):
     """Load: 8 clients with 10-second songs at once; right stems, bounded memory, nothing left after."""
     songs = [clip(tmp_path / f"song {i}.wav", seed=10 + i) for i in range(CLIENTS)]
-    reference = [separate_file(song, tmp_path / "reference", "spleeter-2stems") for song in songs]
+    model = load_model("spleeter-2stems")  # the page's default
+    reference = [separate_file(song, tmp_path / "reference", model) for song in songs]
     proc = psutil.Process(server["proc"].pid)
     peak, done = [0], threading.Event()
 
@@ -328,6 +330,7 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
 
     watcher = threading.Thread(target=watch)
     watcher.start()
+    start = time.monotonic()
     visitors = [Visitor(server) for _ in songs]
     try:
         with ThreadPoolExecutor(CLIENTS) as pool:
@@ -343,8 +346,11 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
         folders.add(Path(players["vocals"]["path"]).relative_to(server["root"]).parts[0])
     assert len(folders) == CLIENTS
     assert peak[0] < PEAK_RSS, f"peak RSS {peak[0] / 2**30:.2f} GB"
+    print(f"8 visitors served in {time.monotonic() - start:.1f} s, peak RSS {peak[0] / 2**30:.2f} GB")
     for visitor in visitors:
         visitor.close()
+    start = time.monotonic()
     wait_until(lambda: not folders & {p.name for p in server["root"].iterdir()}, GONE_WITHIN, "the visitors' folders")
+    print(f"their folders gone {time.monotonic() - start:.1f} s after they closed")
     assert not [p for song in songs for p in server["cache"].rglob(song.name)]
     assert fetch(server, victim.link) == victim.stems  # the open tab's files stay
