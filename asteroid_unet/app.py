@@ -408,26 +408,31 @@ def hub_folder() -> Path:
     return Path(os.environ.get("ASTEROID_CACHE", Path.home() / ".cache" / "torch" / "asteroid")) / "asteroid-unet-page"
 
 
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
 def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, timeout: float = HUB_TIMEOUT) -> Path:
     """Download ``repo``'s ``pytorch_model.bin`` (``org/name[@revision]``) into ``folder``, after its size.
 
     Checks the size the Hub reports before downloading and again while downloading; each request
     has ``timeout`` seconds and none is retried. Errors name the repo id, never a server path.
     """
+    from urllib.parse import quote
+
     import httpx
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub import constants, get_hf_file_metadata
     from huggingface_hub.utils import build_hf_headers
 
     repo_id, _, revision = repo.partition("@")
+    url = f"{constants.ENDPOINT}/{repo_id}/resolve/{quote(revision or 'main', safe='')}/pytorch_model.bin"
     try:
-        meta = get_hf_file_metadata(hf_hub_url(repo_id, "pytorch_model.bin", revision=revision or None),
-                                    timeout=timeout)
+        meta = get_hf_file_metadata(url, timeout=timeout)
     except Exception as err:  # offline, missing repo or file, timeout: many types
         raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     if meta.size is None or meta.size > max_bytes:
-        size = "of unknown size" if meta.size is None else f"{meta.size / 2**20:.0f} MB"
-        raise ValueError(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to "
-                         f"{max_bytes / 2**20:.0f} MB")
+        size = "of unknown size" if meta.size is None else megabytes(meta.size)
+        raise ValueError(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
     key = hashlib.sha256(f"{repo_id}\0{meta.commit_hash or meta.etag}".encode()).hexdigest()[:32]
     path = folder / f"{key}.bin"  # named by a digest: nothing the visitor typed becomes a path
     if path.is_file():
@@ -440,7 +445,7 @@ def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, time
             response.raise_for_status()
             for block in response.iter_bytes(1 << 20):
                 if out.tell() + len(block) > max_bytes:
-                    raise ValueError(f"{repo}: its pytorch_model.bin is over {max_bytes / 2**20:.0f} MB")
+                    raise ValueError(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
                 out.write(block)
         os.replace(partial, path)
     except ValueError:
@@ -573,13 +578,29 @@ def sweep_strays(uploads: set, older_than: float) -> None:
             uploads.discard(path)
 
 
+def sweep_empty_temp_files(folder: Path, older_than: float) -> None:
+    """Delete the empty ``tmp*`` files Gradio's upload parser leaves in ``folder`` (one per upload
+    through ``gradio_client``), once older than ``older_than`` seconds (an upload still arriving
+    has data in its file by then)."""
+    for path in folder.glob("tmp*"):
+        try:
+            stat = path.lstat()
+            if path.is_file() and stat.st_size == 0 and time.time() - stat.st_mtime > older_than:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def sweep_forever(page, every: float) -> None:
-    """Every ``every`` seconds: :meth:`Sessions.sweep` and :func:`sweep_strays`."""
+    """Every ``every`` seconds: :meth:`Sessions.sweep`, :func:`sweep_strays`, :func:`sweep_empty_temp_files`."""
+    from gradio.utils import get_upload_folder
+
     while True:
         time.sleep(every)
         try:
             page.sessions.sweep()
             sweep_strays(page.upload_file_set, STRAY_SECONDS)
+            sweep_empty_temp_files(Path(get_upload_folder()), page.sessions.idle_seconds)
         except Exception:  # a sweep must never stop the next one
             log.warning("sweep failed", exc_info=True)
 

@@ -6,6 +6,7 @@ as a browser tab does); attackers use plain HTTP, with any session id they like.
 from a victim's stem link, and the victim's session id is handed to the attacker as well.
 """
 import json
+import re
 import os
 import shutil
 import socket
@@ -353,4 +354,85 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
     wait_until(lambda: not folders & {p.name for p in server["root"].iterdir()}, GONE_WITHIN, "the visitors' folders")
     print(f"their folders gone {time.monotonic() - start:.1f} s after they closed")
     assert not [p for song in songs for p in server["cache"].rglob(song.name)]
+    empty = lambda: [p for p in server["cache"].glob("tmp*") if p.is_file() and p.stat().st_size == 0]  # noqa: E731
+    wait_until(lambda: not empty(), IDLE_SECONDS + 20, "the upload parser's empty temp files")
     assert fetch(server, victim.link) == victim.stems  # the open tab's files stay
+
+
+@pytest.fixture
+def fake_hub(tmp_path, small_model, monkeypatch):
+    """A Hugging Face Hub on 127.0.0.1 serving three repos' pytorch_model.bin, and the requests it got."""
+    import http.server
+
+    import huggingface_hub.constants
+    import torch
+
+    torch.save(small_model.serialize(), tmp_path / "unet.bin")
+    torch.save({"model_name": "UNet", "model_args": {"n_layers": "many"}, "state_dict": {}}, tmp_path / "bad.bin")
+    files = {"org/unet": (tmp_path / "unet.bin").read_bytes(), "org/not-a-unet": (tmp_path / "bad.bin").read_bytes()}
+    requests = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self, body=False):
+            requests.append((self.command, self.path))
+            repo = "/".join(self.path.strip("/").split("/")[:2])
+            if repo == "org/huge":  # 300 MB, says the Hub: never downloaded
+                content = None
+            elif repo == "org/liar":  # says 10 bytes, sends the whole UNet
+                self.send_response(200)
+                if not body:
+                    self.send_header("Content-Length", "10")
+                self.send_header("ETag", '"liar"')
+                self.send_header("X-Repo-Commit", "1" * 40)
+                self.end_headers()
+                if body:
+                    self.wfile.write(files["org/unet"])
+                return
+            elif repo in files:
+                content = files[repo]
+            else:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "RepoNotFound")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(300 * 2**20 if content is None else len(content)))
+            self.send_header("ETag", f'"{repo}"')
+            self.send_header("X-Repo-Commit", "0" * 40)
+            self.end_headers()
+            if body:
+                self.wfile.write(content)
+
+        def do_GET(self):
+            self.do_HEAD(body=True)
+
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{hub.server_address[1]}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("ASTEROID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    yield requests
+    hub.shutdown()
+
+
+def test_hub_models_are_size_checked_before_download_and_errors_name_the_repo(fake_hub, tmp_path):
+    with pytest.raises(ValueError, match=r"^org/huge: its pytorch_model.bin is 300 MB; this page loads models up to 200 MB$"):
+        app.load_for_page("org/huge", hub_repo=True)
+    assert ("GET", "/org/huge/resolve/main/pytorch_model.bin") not in fake_hub  # the size came first
+    with pytest.raises(ValueError, match=r"^org/missing: cannot fetch from the Hugging Face Hub \(\w+\)$"):
+        app.load_for_page("org/missing", hub_repo=True)
+    with pytest.raises(ValueError) as refused:
+        app.load_for_page("org/not-a-unet", hub_repo=True)
+    assert str(refused.value).startswith("org/not-a-unet: weights do not fit a UNet")
+    assert str(tmp_path) not in str(refused.value)  # no server path in what the visitor reads
+    model = app.load_for_page("org/unet", hub_repo=True)
+    assert type(model).__name__ == "UNet"
+    downloaded = list((tmp_path / "cache" / "asteroid-unet-page").iterdir())
+    assert len(downloaded) == 2 and all(re.fullmatch(r"[0-9a-f]{32}\.bin", p.name) for p in downloaded)
+    with pytest.raises(ValueError, match=r"^org/liar: its pytorch_model.bin is over 0.00954 MB$"):  # the cap holds
+        app.fetch_from_hub("org/liar", tmp_path / "small", max_bytes=10_000, timeout=5)  # while downloading too
+    assert not list((tmp_path / "small").iterdir())
