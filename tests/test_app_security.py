@@ -8,7 +8,6 @@ from a victim's stem link, and the victim's session id is handed to the attacker
 import json
 import re
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,7 +35,7 @@ MAX_SECONDS = 60
 IDLE_SECONDS = 4  # the server's --idle-seconds: API sessions without a heartbeat go after this; sweeps every 1 s
 CLIENTS = 8
 CLIP_SECONDS = 10.0
-PEAK_RSS = 2.5 * 2**30  # the issue's bound for the server and its children, 8 clients on 2 cores
+PEAK_RSS = 2.5 * 2**30  # the server and its children, 8 clients on 2 cores (1.1 GB idle, ~2.1 GB measured)
 GONE_WITHIN = 60.0  # seconds after the clients close by which none of their files may be left
 http = httpx.Client(timeout=60, trust_env=False)  # never through a proxy the environment names
 
@@ -242,7 +241,7 @@ def test_an_hour_long_file_is_refused_before_decoding(server, tmp_path):
     watcher.join()
     assert out[0] == "Error: silence.m4a: 3600 s long; this page accepts songs up to 60 s"
     assert peak[0] - before < 10 * 2**20
-    assert took < 3.0  # the issue's 1 s, with a margin for an HTTP round trip on 2 loaded cores
+    assert took < 3.0  # the target is 1 s (about 1.0 s measured, HTTP included); margin for 2 loaded cores
 
 
 def test_a_header_that_lies_decodes_no_more_than_the_limit(tmp_path, monkeypatch):
@@ -354,8 +353,8 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
     wait_until(lambda: not folders & {p.name for p in server["root"].iterdir()}, GONE_WITHIN, "the visitors' folders")
     print(f"their folders gone {time.monotonic() - start:.1f} s after they closed")
     assert not [p for song in songs for p in server["cache"].rglob(song.name)]
-    empty = lambda: [p for p in server["cache"].glob("tmp*") if p.is_file() and p.stat().st_size == 0]  # noqa: E731
-    wait_until(lambda: not empty(), IDLE_SECONDS + 20, "the upload parser's empty temp files")
+    wait_until(lambda: not [p for p in server["cache"].glob("tmp*") if p.is_file() and not p.stat().st_size],
+               IDLE_SECONDS + 20, "the upload parser's empty temp files")
     assert fetch(server, victim.link) == victim.stems  # the open tab's files stay
 
 
