@@ -66,10 +66,19 @@ def packaged_models() -> Dict[str, Optional[str]]:
     return {name: name for name in sorted(PACKAGED, key=lambda name: name != DEFAULT_MODEL)}
 
 
+_loading = threading.Lock()
+
+
 @functools.lru_cache(maxsize=2)
-def cached_model(spec: Optional[str]):
-    """A loaded model, kept for the next song (loading takes longer than a short song)."""
+def _loaded(spec: Optional[str]):
     return load_model(spec)
+
+
+def cached_model(spec: Optional[str]):
+    """A loaded model, kept for the next song (loading takes longer than a short song); one load
+    at a time, so jobs that start together load a model once."""
+    with _loading:
+        return _loaded(spec)
 
 
 def one_line(err: BaseException) -> str:
@@ -650,8 +659,9 @@ def max_seconds_for(args: argparse.Namespace) -> Optional[float]:
 
 
 def load_choice(name: Optional[str]):
-    """The model for a packaged name, file, hub folder or repo id (None: the packaged default)."""
-    return cached_model(packaged_models().get(name, name))
+    """The model for a packaged name, file, hub folder or repo id (None: the packaged default),
+    cached under the name the page's picker then uses."""
+    return cached_model(packaged_models().get(name, name) if name else DEFAULT_MODEL)
 
 
 def serve(args: argparse.Namespace) -> None:
