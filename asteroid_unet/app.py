@@ -53,6 +53,7 @@ MAX_AGE_SECONDS = 86400.0  # any visitor folder is deleted at this age, even wit
 RUN_CONCURRENCY = 4  # jobs checking files or loading models at once; separation itself runs one at a time
 HUB_MAX_BYTES = 200 * 2**20  # the largest Hub pytorch_model.bin the page downloads (with --hub)
 HUB_TIMEOUT = 10.0  # seconds per Hub request; no retries
+HUB_DOWNLOAD_SECONDS = 120.0  # the longest a Hub download may take
 GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by the [app] extra
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
@@ -421,12 +422,26 @@ def megabytes(size: int) -> str:
     return f"{size / 2**20:.3g} MB"
 
 
+_downloading = threading.Semaphore(1)
+
+
 def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, timeout: float = HUB_TIMEOUT) -> Path:
     """Download ``repo``'s ``pytorch_model.bin`` (``org/name[@revision]``) into ``folder``, after its size.
 
     Checks the size the Hub reports before downloading and again while downloading; each request
-    has ``timeout`` seconds and none is retried. Errors name the repo id, never a server path.
+    has ``timeout`` seconds, none is retried, and the whole download at most ``HUB_DOWNLOAD_SECONDS``.
+    One download at a time: another visitor's is refused, not queued, so downloads never hold more
+    than one of the page's job workers. Errors name the repo id, never a server path.
     """
+    if not _downloading.acquire(blocking=False):
+        raise ValueError(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
+    try:
+        return _fetch_from_hub(repo, folder, max_bytes, timeout)
+    finally:
+        _downloading.release()
+
+
+def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> Path:
     from urllib.parse import quote
 
     import httpx
@@ -452,7 +467,10 @@ def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, time
         with httpx.stream("GET", meta.location, headers=build_hf_headers(), timeout=timeout,
                           follow_redirects=True) as response, partial.open("wb") as out:
             response.raise_for_status()
+            deadline = time.monotonic() + HUB_DOWNLOAD_SECONDS
             for block in response.iter_bytes(1 << 20):
+                if time.monotonic() > deadline:
+                    raise ValueError(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
                 if out.tell() + len(block) > max_bytes:
                     raise ValueError(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
                 out.write(block)

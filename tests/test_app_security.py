@@ -428,6 +428,9 @@ def test_hub_models_are_size_checked_before_download_and_errors_name_the_repo(fa
         app.load_for_page("org/not-a-unet", hub_repo=True)
     assert str(refused.value).startswith("org/not-a-unet: weights do not fit a UNet")
     assert str(tmp_path) not in str(refused.value)  # no server path in what the visitor reads
+    with app._downloading:  # another visitor's download is running: refused at once, not queued
+        with pytest.raises(ValueError, match=r"^org/unet: the page is fetching another model from the Hub"):
+            app.load_for_page("org/unet", hub_repo=True)
     model = app.load_for_page("org/unet", hub_repo=True)
     assert type(model).__name__ == "UNet"
     downloaded = list((tmp_path / "cache" / "asteroid-unet-page").iterdir())
