@@ -5,17 +5,28 @@ of a Hugging Face Space (``python app.py``): ``hub export`` copies it next to th
 which it then serves by default.
 
 Separation goes through :func:`asteroid_unet.separate.separate_file`, as on the command line:
-full band, at the input's rate and channel count, in chunks. Each browser session gets a work
-folder inside Gradio's cache, deleted with the uploaded song when the session ends.
+full band, at the input's rate and channel count, in chunks.
+
+The page is built to face the public. Each visitor's files live in a folder named by a secret the
+server draws (:mod:`secrets`) and keeps in its own registry; nothing a client sends names, selects
+or deletes a folder, and a job never writes into another job's folder. A visitor's folder goes when
+the last heartbeat connection of its session closes (or, for API clients that never open one, when
+it has been idle), so presenting someone else's session id deletes or replaces nothing of theirs.
+Limits (length, channels, upload size, Hub model size) are checked before any decoding or download.
 """
 import argparse
 import functools
+import hashlib
+import ipaddress
 import logging
 import os
 import re
+import secrets
 import shutil
 import threading
+import time
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
@@ -23,8 +34,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # Absolute imports: this file also runs on its own, as a Space's app.py.
-from asteroid_unet.audio import AUDIO_EXTENSIONS, AtomicWriter, AudioReader  # noqa: E402
-from asteroid_unet.separate import separate_file  # noqa: E402
+from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, check_file, decode_to_wav,  # noqa: E402
+                                 probe)
+from asteroid_unet.separate import output_name, separate_file  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.model import load_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -32,11 +44,22 @@ from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
 log = logging.getLogger("asteroid_unet.app")
 SPACE_WEIGHTS = Path(__file__).with_name("pytorch_model.bin")  # a Space's own weights, beside its app.py
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")  # org/name[@revision]
-SPACE_MAX_SECONDS = 600.0
+PUBLIC_MAX_SECONDS = 600.0  # the longest song on a Space or a non-loopback --host, unless --max-seconds says otherwise
+MAX_CHANNELS = 8  # with a length limit: more channels are refused before decoding
+DECODE_MARGIN_SECONDS = 5.0  # a file ffmpeg must decode is cut at the limit plus this, whatever its header says
+UPLOAD_BYTES_PER_SECOND = 96000 * 2 * 4  # float stereo at 96 kHz: the upload cap is the limit times this, plus 1 MiB
+IDLE_SECONDS = 300.0  # a session that never opened a heartbeat (an API client) is deleted this long after its last call
+STRAY_SECONDS = 3600.0  # Gradio's copy of an upload no event took goes after this (a queued event may take it late)
+MAX_AGE_SECONDS = 86400.0  # any visitor folder is deleted at this age, even with its heartbeat still open
+RUN_CONCURRENCY = 4  # jobs checking files or loading models at once; separation itself runs one at a time
+HUB_MAX_BYTES = 200 * 2**20  # the largest Hub pytorch_model.bin the page downloads (with --hub)
+HUB_TIMEOUT = 10.0  # seconds per Hub request; no retries
+HUB_DOWNLOAD_SECONDS = 120.0  # the longest a Hub download may take
 GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by the [app] extra
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")
+HEARTBEAT_PATH = re.compile(r"/gradio_api/heartbeat/([^/]+)/?$")
 
 
 def packaged_models() -> Dict[str, Optional[str]]:
@@ -45,15 +68,39 @@ def packaged_models() -> Dict[str, Optional[str]]:
     return {name: name for name in sorted(PACKAGED, key=lambda name: name != DEFAULT_MODEL)}
 
 
+_loading = threading.Lock()
+
+
 @functools.lru_cache(maxsize=2)
-def cached_model(spec: Optional[str]):
-    """A loaded model, kept for the next song (loading takes longer than a short song)."""
+def _loaded(spec: Optional[str]):
     return load_model(spec)
+
+
+def cached_model(spec: Optional[str]):
+    """A loaded model, kept for the next song (loading takes longer than a short song); one load
+    at a time, so jobs that start together load a model once."""
+    with _loading:
+        return _loaded(spec)
 
 
 def one_line(err: BaseException) -> str:
     """The first line of an error, as the command line prints it."""
     return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` serves this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def upload_limit(max_seconds: Optional[float]) -> Optional[int]:
+    """Gradio's ``max_file_size`` for a length limit: float stereo at 96 kHz, plus 1 MiB (None: no cap)."""
+    return None if not max_seconds else int(max_seconds * UPLOAD_BYTES_PER_SECOND) + 2**20
 
 
 class Result(NamedTuple):
@@ -64,62 +111,219 @@ class Result(NamedTuple):
     spectrograms: Dict[str, Path]
 
 
-class Sessions:
-    """Work folders and the running job of each browser session.
-
-    A session runs one job at a time; when it ends, its folder goes, and so do the songs it
-    uploaded (unless another open session uploaded the same file: Gradio stores uploads by content).
-    """
+class Visitor:
+    """One session's server-side state: its secret folder, the songs it uploaded, its job."""
 
     def __init__(self, root: Path):
+        self.folder = root / secrets.token_urlsafe(16)
+        self.uploads: set = set()
+        self.busy = False
+        self.born = self.touched = time.monotonic()
+
+
+class Sessions:
+    """Visitors' folders, their uploads, their running job, and when their files go.
+
+    Every folder is named by the server (:func:`secrets.token_urlsafe`): a visitor's folder holds
+    one sub-folder per upload and per job, so no job ever overwrites files of another. A visitor's
+    folder is deleted when the last heartbeat connection of its session closes (while a job runs,
+    when it ends), or by :meth:`sweep`: idle sessions that never connected one, and any folder
+    older than ``max_age``.
+
+    Args:
+        root: where visitor folders go.
+        idle_seconds: a session that never opened a heartbeat goes this long after its last call.
+        max_age: seconds after which a visitor's folder goes whatever its connections.
+    """
+
+    def __init__(self, root: Path, idle_seconds: float = IDLE_SECONDS, max_age: float = MAX_AGE_SECONDS):
         self.root = Path(root)
+        self.idle_seconds = idle_seconds
+        self.max_age = max_age
         self._lock = threading.Lock()
-        self._busy: set = set()
-        self._uploads: Dict[str, set] = {}
+        self._visitors: Dict[str, Visitor] = {}
+        self._beats: Dict[str, int] = {}  # open heartbeat connections per session id
+        self._connected: set = set()  # session ids that ever opened one
+
+    def _visitor(self, session: str) -> Visitor:
+        """The session's state, made on first use (call with the lock held)."""
+        visitor = self._visitors.get(session)
+        if visitor is None:
+            visitor = self._visitors[session] = Visitor(self.root)
+        visitor.touched = time.monotonic()
+        return visitor
 
     def folder(self, session: str) -> Path:
-        return self.root / re.sub(r"[^\w-]", "_", session)
+        """The session's folder (a server secret; the session id appears nowhere in it)."""
+        with self._lock:
+            return self._visitor(session).folder
 
-    def hold(self, session: str, upload: Optional[str]) -> None:
-        """Note a file the session uploaded or recorded, to delete with it."""
-        if upload:
-            with self._lock:
-                self._uploads.setdefault(session, set()).add(Path(upload))
+    def keep(self, session: str, upload: Path) -> Path:
+        """Move a song Gradio received into a new folder of the session's; returns its new path.
+
+        The caller vouches that ``upload`` is a file Gradio's upload route wrote (not a path a
+        request merely names): only then may it be moved away.
+        """
+        upload = Path(upload)
+        with self._lock:
+            visitor = self._visitor(session)
+            kept = visitor.folder / secrets.token_urlsafe(8) / upload.name
+        kept.parent.mkdir(parents=True)
+        try:
+            shutil.move(upload, kept)
+        except OSError:  # another upload of the same bytes took it first
+            shutil.rmtree(kept.parent, ignore_errors=True)
+            raise ValueError("the upload is gone: upload the song again") from None
+        remove_empty(upload.parent)  # Gradio's per-upload folder
+        with self._lock:
+            self._visitor(session).uploads.add(kept)
+        return kept
+
+    def owns(self, session: str, path) -> bool:
+        """Whether ``path`` is a song this session uploaded (and the page kept)."""
+        with self._lock:
+            visitor = self._visitors.get(session)
+            return visitor is not None and Path(path) in visitor.uploads
+
+    def job_folder(self, session: str) -> Path:
+        """A new, empty-to-be folder for one job of the session."""
+        with self._lock:
+            return self._visitor(session).folder / secrets.token_urlsafe(8)
 
     def begin(self, session: str) -> bool:
         """Mark ``session`` busy; False when a job of it is still running."""
         with self._lock:
-            if session in self._busy:
+            visitor = self._visitor(session)
+            if visitor.busy:
                 return False
-            self._busy.add(session)
+            visitor.busy = True
             return True
 
     def end(self, session: str) -> None:
         with self._lock:
-            self._busy.discard(session)
+            visitor = self._visitors.get(session)
+            if visitor is not None:
+                visitor.busy = False
+                visitor.touched = time.monotonic()
+        self.release(session)
+
+    def heartbeat(self, session: str, change: int) -> None:
+        """A heartbeat connection of ``session`` opened (+1) or closed (-1)."""
+        with self._lock:
+            open_now = self._beats.get(session, 0) + change
+            if open_now > 0:
+                self._beats[session] = open_now
+                self._connected.add(session)
+            else:
+                self._beats.pop(session, None)
+        if open_now <= 0:
+            self.release(session)
+
+    def release(self, session: str) -> None:
+        """Delete the session's files if it had a heartbeat, has none open now, and runs no job."""
+        with self._lock:
+            visitor = self._visitors.get(session)
+            if (visitor is None or visitor.busy or self._beats.get(session, 0) > 0
+                    or session not in self._connected):
+                return
+        self.close(session)
 
     def close(self, session: str) -> None:
-        """Delete the session's folder and its uploads (those no other session holds)."""
+        """Delete the session's folder (its uploads, stems and pictures) and forget it."""
         with self._lock:
-            mine = self._uploads.pop(session, set())
-            others = set().union(*self._uploads.values())
-        shutil.rmtree(self.folder(session), ignore_errors=True)
-        for upload in mine - others:
-            upload.unlink(missing_ok=True)
-            try:
-                upload.parent.rmdir()  # Gradio's per-upload folder, when now empty
-            except OSError:
-                pass
+            visitor = self._visitors.pop(session, None)
+            self._connected.discard(session)
+        if visitor is not None:
+            shutil.rmtree(visitor.folder, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Delete what no open session will use: idle sessions that never connected a heartbeat,
+        folders older than ``max_age``, and folders under ``root`` that no session owns."""
+        now = time.monotonic()
+        with self._lock:
+            doomed = [s for s, v in self._visitors.items() if not v.busy and (
+                now - v.born > self.max_age
+                or (s not in self._connected and now - v.touched > self.idle_seconds)
+                or (s in self._connected and not self._beats.get(s)))]
+        for session in doomed:
+            self.close(session)
+        with self._lock:
+            owned = {v.folder.name for v in self._visitors.values()}
+        for entry in self.root.glob("*"):
+            if entry.name not in owned and time.time() - entry.stat().st_mtime > self.idle_seconds:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
-def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: str, sessions: Sessions,
+def remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or gone
+        pass
+
+
+class HeartbeatWatch:
+    """ASGI middleware: tells :class:`Sessions` when a session's heartbeat connections open and close.
+
+    Gradio runs a page's unload event whenever *any* heartbeat connection of a session id closes,
+    and anyone can open one under any id; the count of those still open says whether the tab is.
+    """
+
+    def __init__(self, app, sessions: Sessions):
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope, receive, send):
+        found = HEARTBEAT_PATH.search(scope.get("path", "")) if scope["type"] == "http" else None
+        if found is None:
+            return await self.app(scope, receive, send)
+        import anyio
+
+        session = found.group(1)
+        self.sessions.heartbeat(session, +1)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.sessions.heartbeat, session, -1)
+
+
+def refuse_if_too_long(seconds: float, channels: int, max_seconds: Optional[float], cut: bool = False) -> None:
+    """ValueError, with the page's one-line reason, for a song over the limits (None: no limits)."""
+    if max_seconds is None:
+        return
+    if seconds > max_seconds:
+        length = f"over {seconds:.0f} s long" if cut else f"{seconds:.0f} s long"
+        raise ValueError(f"{length}; this page accepts songs up to {max_seconds:g} s")
+    if channels > MAX_CHANNELS:
+        raise ValueError(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
+
+
+def bounded_source(song: Path, work: Path, max_seconds: Optional[float]) -> Path:
+    """The file to separate, checked against the limits before any decoding.
+
+    Its header gives the length and channels (soundfile or ffprobe). A file soundfile reads is
+    used in place: reading stops at the length its header gives. Any other file is decoded by
+    ffmpeg into ``work``, cut at the limit plus a margin, so a header that lies costs no more.
+    """
+    check_file(song)
+    info = probe(song)
+    if info is not None:
+        refuse_if_too_long(info.seconds, info.channels, max_seconds)
+        if info.soundfile:
+            return song
+    cut = None if max_seconds is None else max_seconds + DECODE_MARGIN_SECONDS
+    return decode_to_wav(song, work / ".input" / f"{output_name(song)}.wav", cut)
+
+
+def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: Sessions,
                   max_seconds: Optional[float] = None, device: Optional[str] = None,
-                  progress: Callable[..., None] = lambda *args, **kwargs: None) -> Result:
-    """Separate ``song`` into the session's folder; a failure gives a one-line message, not an exception.
+                  progress: Callable[..., None] = lambda *args, **kwargs: None,
+                  slot: Optional[threading.Semaphore] = None) -> Result:
+    """Separate ``song`` into a new folder of the session's; a failure gives a one-line message, not an exception.
 
     Args:
-        song: the uploaded or recorded file.
-        model: what :func:`cached_model` loads (None: the packaged default).
+        song: the song, a path the server trusts (the page passes only songs the session uploaded).
+        model: what :func:`cached_model` loads (None: the packaged default), or a loaded model.
         fmt: stem format, ``wav`` or ``flac``.
         session: the browser session's id.
         sessions: the :class:`Sessions` registry.
@@ -127,32 +331,36 @@ def separate_song(song: Optional[str], model: Optional[str], fmt: str, session: 
         device: ``cpu`` or ``cuda`` (None: the model's).
         progress: called as ``progress(fraction, desc=...)`` between steps (``gr.Progress``); the
             separation itself reports through its tqdm bar.
+        slot: held while separating (the page's one separation at a time); checks and model
+            loading happen before, outside it.
     """
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
     song = Path(song)
-    sessions.hold(session, song)
     if not sessions.begin(session):
         return Result("A song is still being separated in this tab: wait for it to finish.", {}, None, {})
-    work = sessions.folder(session)
+    work = sessions.job_folder(session)
     try:
-        shutil.rmtree(work, ignore_errors=True)  # the previous song's files: one song per session on disk
         work.mkdir(parents=True)
-        with AudioReader(song) as reader:
+        source = bounded_source(song, work, max_seconds)
+        with AudioReader(source) as reader:
             seconds = reader.frames / max(reader.sample_rate, 1)
-            if max_seconds is not None and seconds > max_seconds:
-                raise ValueError(f"{seconds:.0f} s long; this page accepts songs up to {max_seconds:g} s")
+            refuse_if_too_long(seconds, reader.channels, max_seconds, cut=source != song)
             mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
         progress(0, desc="loading the model")
-        loaded = cached_model(model)
-        stems = separate_file(song, work, loaded, fmt=fmt, force=True, device=device)
-        progress(1, desc="drawing spectrograms")
-        archive = zip_stems(stems, work / f"{stems['vocals'].parent.name}.zip")
-        pictures = render_spectrograms({"mix": mix, **stems}, work / "spectrograms")
+        loaded = cached_model(model) if model is None or isinstance(model, str) else model
+        with slot or nullcontext():
+            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device)
+            if source != song:
+                source.unlink()  # the decoded copy: the stems are made
+            progress(1, desc="drawing spectrograms")
+            archive = zip_stems(stems, work / f"{stems['vocals'].parent.name}.zip")
+            pictures = render_spectrograms({"mix": mix, **stems}, work / "spectrograms")
         return Result(f"Separated {song.name} ({seconds:.1f} s).", {"mix": mix, **stems}, archive, pictures)
     except Exception as err:  # one clear line in the page; the operator's log keeps the traceback
         log.info("separation of %s failed", song.name, exc_info=True)
         shutil.rmtree(work, ignore_errors=True)
+        remove_empty(work.parent)  # the visitor's folder, when this was its first job
         return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
     finally:
         sessions.end(session)
@@ -206,45 +414,149 @@ def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub
     raise ValueError(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
 
 
-def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, hub: Optional[bool] = None,
-              device: Optional[str] = None, work_root: Optional[Path] = None):
-    """The Gradio page (a ``gr.Blocks``; call ``.launch()``).
+def hub_folder() -> Path:
+    """Where the page keeps models it downloaded from the Hub (outside what Gradio serves)."""
+    return Path(os.environ.get("ASTEROID_CACHE", Path.home() / ".cache" / "torch" / "asteroid")) / "asteroid-unet-page"
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
+_downloading = threading.Semaphore(1)
+
+
+def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, timeout: float = HUB_TIMEOUT) -> Path:
+    """Download ``repo``'s ``pytorch_model.bin`` (``org/name[@revision]``) into ``folder``, after its size.
+
+    Checks the size the Hub reports before downloading and again while downloading; each request
+    has ``timeout`` seconds, none is retried, and the whole download at most ``HUB_DOWNLOAD_SECONDS``.
+    One download at a time: another visitor's is refused, not queued, so downloads never hold more
+    than one of the page's job workers. Errors name the repo id, never a server path.
+    """
+    if not _downloading.acquire(blocking=False):
+        raise ValueError(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
+    try:
+        return _fetch_from_hub(repo, folder, max_bytes, timeout)
+    finally:
+        _downloading.release()
+
+
+def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> Path:
+    from urllib.parse import quote
+
+    import httpx
+    from huggingface_hub import constants, get_hf_file_metadata
+    from huggingface_hub.utils import build_hf_headers
+
+    repo_id, _, revision = repo.partition("@")
+    url = f"{constants.ENDPOINT}/{repo_id}/resolve/{quote(revision or 'main', safe='')}/pytorch_model.bin"
+    try:
+        meta = get_hf_file_metadata(url, timeout=timeout)
+    except Exception as err:  # offline, missing repo or file, timeout: many types
+        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+    if meta.size is None or meta.size > max_bytes:
+        size = "of unknown size" if meta.size is None else megabytes(meta.size)
+        raise ValueError(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
+    key = hashlib.sha256(f"{repo_id}\0{meta.commit_hash or meta.etag}".encode()).hexdigest()[:32]
+    path = folder / f"{key}.bin"  # named by a digest: nothing the visitor typed becomes a path
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{key}.{secrets.token_hex(4)}.partial"
+    try:
+        with httpx.stream("GET", meta.location, headers=build_hf_headers(), timeout=timeout,
+                          follow_redirects=True) as response, partial.open("wb") as out:
+            response.raise_for_status()
+            deadline = time.monotonic() + HUB_DOWNLOAD_SECONDS
+            for block in response.iter_bytes(1 << 20):
+                if time.monotonic() > deadline:
+                    raise ValueError(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
+                if out.tell() + len(block) > max_bytes:
+                    raise ValueError(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
+                out.write(block)
+        os.replace(partial, path)
+    except ValueError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def load_for_page(spec: Optional[str], hub_repo: bool):
+    """The model for a resolved picker value; a Hub repo id is downloaded first, and its errors name it."""
+    if not hub_repo:
+        return cached_model(spec)
+    path = fetch_from_hub(spec, hub_folder())
+    try:
+        return cached_model(str(path))
+    except Exception as err:
+        raise ValueError(one_line(err).replace(str(path), spec)) from None
+
+
+def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, hub: bool = False,
+              device: Optional[str] = None, work_root: Optional[Path] = None, sessions: Optional[Sessions] = None):
+    """The Gradio page (a ``gr.Blocks``; launch it with :func:`launch`).
 
     Args:
         model: the model offered first: a packaged name, file, hub folder or repo id (None: ``default``).
         max_seconds: longest input accepted (None: no limit).
-        hub: whether the picker also accepts Hugging Face repo ids (None: unless ``HF_HUB_OFFLINE`` is set).
+        hub: whether the picker also accepts Hugging Face repo ids (see :func:`fetch_from_hub`).
         device: ``cpu`` or ``cuda`` (None: the model's).
-        work_root: where session folders go (None: inside Gradio's cache, so it serves them without copies).
+        work_root: where visitor folders go (None: inside Gradio's cache, so it serves them without copies).
+        sessions: the visitors' registry (None: a new one over ``work_root``).
     """
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    hub = (os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")) if hub is None else hub
-    sessions = Sessions(work_root or Path(get_upload_folder()) / "asteroid-unet")
+    sessions = sessions or Sessions(work_root or Path(get_upload_folder()) / "asteroid-unet")
     choices = model_choices(model)
     limit = f" up to {max_seconds / 60:g} min" if max_seconds else ""
+    slot = threading.Semaphore(1)
 
     def run(upload, recording, choice, fmt, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        session = request.session_hash
+        song = upload or recording
         try:
+            if song and not sessions.owns(session, song):  # an API call that uploads as it runs, or a stranger's path
+                song = str(sessions.keep(session, Path(song))) if uploaded_by_gradio(song) else None
             spec = resolve_choice(choice, choices, hub)
-        except ValueError as err:
-            result = Result(f"Error: {err}", {}, None, {})
+            if song:
+                spec = load_for_page(spec, hub_repo=spec not in choices.values())  # outside the separation slot
+        except Exception as err:
+            result = Result(f"Error: {one_line(err)}", {}, None, {})
         else:
-            result = separate_song(upload or recording, spec, fmt, request.session_hash, sessions, max_seconds, device,
-                                   progress)
+            result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot)
         players = [result.players.get(name) for name in SHOWN]
         pictures = [result.spectrograms.get(name) for name in SHOWN]
         files = [*players[1:], result.archive] if result.archive else None
         return [result.message, *as_str(players), *as_str(pictures), as_str(files) if files else None]
 
-    def keep(path, request: gr.Request):
-        sessions.hold(request.session_hash, path)
-        ready = f"{Path(path).name}: ready, press **Separate**." if path else ""
-        return None, ready  # clears the other input: the newest song wins
+    def uploaded_by_gradio(path: str) -> bool:
+        """Whether Gradio's upload route wrote ``path`` (its own record), outside the visitors' folders."""
+        real = os.path.realpath(path)
+        return (not Path(real).is_relative_to(os.path.realpath(sessions.root))
+                and any(os.path.realpath(p) == real for p in list(page.upload_file_set)))
 
-    def end_session(request: gr.Request):
-        sessions.close(request.session_hash)
+    def keep(path, request: gr.Request):
+        """Move a new upload or recording into the session's folder; the newest song wins."""
+        if not path:
+            return None, None, ""
+        if not uploaded_by_gradio(path):
+            return None, None, "Error: not a file uploaded to this page: upload it again."
+        try:
+            kept = str(sessions.keep(request.session_hash, Path(path)))
+        except ValueError as err:
+            return None, None, f"Error: {err}."
+        return kept, None, f"{Path(path).name}: ready, press **Separate**."
+
+    def unloaded(request: gr.Request):
+        # Registering an unload event makes the page open Gradio's heartbeat. Files go when the
+        # session's last heartbeat closes (HeartbeatWatch), not on this event: it fires when any
+        # connection under the session id closes, including one a stranger opened.
+        sessions.release(request.session_hash)
 
     with gr.Blocks(title="asteroid-unet: vocals and accompaniment", analytics_enabled=False,
                    delete_cache=(3600, 86400)) as page:
@@ -272,12 +584,67 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
                         pictures.append(gr.Image(label=f"{name.capitalize()} spectrogram", type="filepath",
                                                  interactive=False, elem_id=f"spec-{name}", scale=3, show_label=False,
                                                  buttons=["fullscreen"]))
-        upload.upload(keep, upload, [recording, status])
-        recording.stop_recording(keep, recording, [upload, status])
-        button.click(run, [upload, recording, picker, fmt], [status, *players, *pictures, files],
-                     concurrency_id="separate", show_progress_on=[players[0], pictures[0]])
-        page.unload(end_session)
+        upload.upload(keep, upload, [upload, recording, status], api_name="keep")
+        recording.stop_recording(keep, recording, [recording, upload, status], api_name="keep_recording")
+        button.click(run, [upload, recording, picker, fmt], [status, *players, *pictures, files], api_name="run",
+                     concurrency_limit=RUN_CONCURRENCY, show_progress_on=[players[0], pictures[0]])
+        page.unload(unloaded)
+    page.sessions = sessions
     return page
+
+
+def sweep_strays(uploads: set, older_than: float) -> None:
+    """Delete Gradio's copies of uploads no event took (``uploads``: Gradio's record of its upload
+    route's files), once older than ``older_than`` seconds, with their folders when empty."""
+    for path in list(uploads):
+        try:
+            if time.time() - os.stat(path).st_mtime > older_than:
+                os.unlink(path)
+                uploads.discard(path)
+                remove_empty(Path(path).parent)
+        except FileNotFoundError:
+            uploads.discard(path)
+
+
+def sweep_empty_temp_files(folder: Path, older_than: float) -> None:
+    """Delete the empty ``tmp*`` files Gradio's upload parser leaves in ``folder`` (one per upload
+    through ``gradio_client``), once older than ``older_than`` seconds (an upload still arriving
+    has data in its file by then)."""
+    for path in folder.glob("tmp*"):
+        try:
+            stat = path.lstat()
+            if path.is_file() and stat.st_size == 0 and time.time() - stat.st_mtime > older_than:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def sweep_forever(page, every: float) -> None:
+    """Every ``every`` seconds: :meth:`Sessions.sweep`, :func:`sweep_strays`, :func:`sweep_empty_temp_files`."""
+    from gradio.utils import get_upload_folder
+
+    while True:
+        time.sleep(every)
+        try:
+            page.sessions.sweep()
+            sweep_strays(page.upload_file_set, STRAY_SECONDS)
+            sweep_empty_temp_files(Path(get_upload_folder()), page.sessions.idle_seconds)
+        except Exception:  # a sweep must never stop the next one
+            log.warning("sweep failed", exc_info=True)
+
+
+def launch(page, host: str = "127.0.0.1", port: int = 7860, max_seconds: Optional[float] = None, **kwargs):
+    """Start ``page`` (from :func:`build_app`): the heartbeat watch, the sweeper, the upload cap."""
+    from starlette.middleware import Middleware
+
+    sessions = page.sessions
+    shutil.rmtree(sessions.root, ignore_errors=True)  # a previous run's folders: no session owns them now
+    every = max(1.0, min(60.0, sessions.idle_seconds / 5))
+    threading.Thread(target=sweep_forever, args=(page, every), name="asteroid-unet-sweep", daemon=True).start()
+    return page.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=port, ssr_mode=False, show_error=False, footer_links=[],
+        max_file_size=upload_limit(max_seconds),
+        app_kwargs={"middleware": [Middleware(HeartbeatWatch, sessions=sessions)]}, **kwargs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -289,23 +656,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="default: %(default)s (0.0.0.0 serves the network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
                         help="default: %(default)s")
-    parser.add_argument("--max-seconds", type=float, default=SPACE_MAX_SECONDS if os.environ.get("SPACE_ID") else None,
-                        help=f"longest song accepted (default: no limit; {SPACE_MAX_SECONDS:g} on a Space)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help=f"longest song accepted; 0: no limit (default: no limit on 127.0.0.1, "
+                             f"{PUBLIC_MAX_SECONDS:g} with another --host or on a Space)")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: cpu")
-    parser.add_argument("--no-hub", action="store_true", help="offer only the listed models, no Hub repo ids")
+    parser.add_argument("--hub", action="store_true",
+                        help=f"also accept Hugging Face repo ids typed in the model field (models up to "
+                             f"{HUB_MAX_BYTES // 2**20} MB)")
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS,
+                        help="a session with no open tab (an API client) is deleted this long after its last "
+                             "call; sweeps run every fifth of it, at most every minute (default: %(default)g)")
     return parser
 
 
+def max_seconds_for(args: argparse.Namespace) -> Optional[float]:
+    """The length limit: --max-seconds (0: none), else one whenever the page faces more than this machine."""
+    if args.max_seconds is not None:
+        return args.max_seconds or None
+    public = os.environ.get("SPACE_ID") or not is_loopback(args.host)
+    return PUBLIC_MAX_SECONDS if public else None
+
+
 def load_choice(name: Optional[str]):
-    """The model for a packaged name, file, hub folder or repo id (None: the packaged default)."""
-    return cached_model(packaged_models().get(name, name))
+    """The model for a packaged name, file, hub folder or repo id (None: the packaged default),
+    cached under the name the page's picker then uses."""
+    return cached_model(packaged_models().get(name, name) if name else DEFAULT_MODEL)
 
 
 def serve(args: argparse.Namespace) -> None:
     """Start the page and block until interrupted."""
-    page = build_app(args.model, args.max_seconds, hub=False if args.no_hub else None, device=args.device)
-    page.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
-                                                   show_error=False, footer_links=[])
+    from gradio.utils import get_upload_folder
+
+    max_seconds = max_seconds_for(args)
+    sessions = Sessions(Path(get_upload_folder()) / "asteroid-unet", idle_seconds=args.idle_seconds)
+    page = build_app(args.model, max_seconds, hub=args.hub, device=args.device, sessions=sessions)
+    launch(page, args.host, args.port, max_seconds)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

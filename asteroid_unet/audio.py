@@ -1,10 +1,12 @@
 """Audio decoding and encoding: random-access readers and atomic writers that never hold a whole song."""
+import json
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import soundfile as sf
@@ -30,16 +32,7 @@ class AudioReader:
     def __init__(self, path):
         self.path = Path(path)
         self._tmpdir: Optional[str] = None
-        if self.path.is_dir():
-            raise AudioError("is a directory, not an audio file")
-        if not self.path.exists():
-            raise AudioError("no such file")
-        if not self.path.is_file():
-            raise AudioError("not a regular file")
-        if self.path.stat().st_size == 0:
-            raise AudioError("empty file (0 bytes)")
-        if not os.access(self.path, os.R_OK):
-            raise AudioError("not readable (permission denied)")
+        check_file(self.path)
         try:
             self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -48,19 +41,12 @@ class AudioReader:
             raise AudioError("no audio in file")
 
     def _decode_with_ffmpeg(self) -> sf.SoundFile:
-        if shutil.which("ffmpeg") is None:
-            raise AudioError("not readable by soundfile, and ffmpeg is not installed to decode it")
         self._tmpdir = tempfile.mkdtemp(prefix="asteroid-unet-")
-        wav = os.path.join(self._tmpdir, "decoded.wav")
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(self.path), "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "wav", wav]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not os.path.exists(wav):
+        try:
+            return sf.SoundFile(str(decode_to_wav(self.path, Path(self._tmpdir) / "decoded.wav")))
+        except BaseException:
             self.close()
-            if "matches no streams" in proc.stderr:
-                raise AudioError("no audio stream in file")
-            last = (proc.stderr.strip().splitlines() or ["unknown format"])[-1]
-            raise AudioError(f"not an audio file, or damaged ({last.rsplit(': ', 1)[-1][:80]})")
-        return sf.SoundFile(wav)
+            raise
 
     @property
     def sample_rate(self) -> int:
@@ -102,6 +88,77 @@ class AudioReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_file(path: Path) -> None:
+    """Raise :class:`AudioError` unless ``path`` is a readable, non-empty regular file."""
+    if path.is_dir():
+        raise AudioError("is a directory, not an audio file")
+    if not path.exists():
+        raise AudioError("no such file")
+    if not path.is_file():
+        raise AudioError("not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("not readable (permission denied)")
+
+
+def decode_to_wav(path: Path, wav: Path, max_seconds: Optional[float] = None) -> Path:
+    """Decode the first audio stream of ``path`` with ffmpeg into a float WAV at ``wav``.
+
+    Args:
+        max_seconds: stop decoding there (None: decode it all), whatever the file's header claims.
+    """
+    if shutil.which("ffmpeg") is None:
+        raise AudioError("not readable by soundfile, and ffmpeg is not installed to decode it")
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    limit = [] if max_seconds is None else ["-t", f"{max_seconds:.3f}"]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", *limit, "-c:a", "pcm_f32le", "-f", "wav",
+           "-y", str(wav)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not wav.exists():
+        wav.unlink(missing_ok=True)
+        if "matches no streams" in proc.stderr:
+            raise AudioError("no audio stream in file")
+        last = (proc.stderr.strip().splitlines() or ["unknown format"])[-1]
+        raise AudioError(f"not an audio file, or damaged ({last.rsplit(': ', 1)[-1][:80]})")
+    return wav
+
+
+class AudioInfo(NamedTuple):
+    """What a file's header says, before any decoding (``seconds`` is NaN when it does not say)."""
+    seconds: float
+    channels: int
+    sample_rate: int
+    soundfile: bool  # soundfile reads it in place; else ffmpeg must decode it first
+
+
+def probe(path: Path) -> Optional[AudioInfo]:
+    """Duration, channels and rate from the header (soundfile, else ffprobe); None when neither reads it."""
+    try:
+        info = sf.info(str(path))
+        return AudioInfo(info.frames / max(info.samplerate, 1), info.channels, info.samplerate, True)
+    except Exception:  # not a soundfile format, or damaged
+        pass
+    if shutil.which("ffprobe") is None:
+        return None
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=channels,sample_rate,duration:format=duration", "-of", "json", str(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        found = json.loads(proc.stdout or "{}")
+    except (subprocess.TimeoutExpired, ValueError):
+        return None
+    if proc.returncode != 0 or not found.get("streams"):
+        return None
+    stream = found["streams"][0]
+    seconds = stream.get("duration") or found.get("format", {}).get("duration")
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    return AudioInfo(seconds, int(stream.get("channels") or 0), int(stream.get("sample_rate") or 0), False)
 
 
 class AtomicWriter:

@@ -1,4 +1,5 @@
 """The web page's functions, called directly (the browser test drives the page itself)."""
+import time
 import zipfile
 from pathlib import Path
 
@@ -95,19 +96,73 @@ def test_one_job_per_session_at_a_time(tmp_path, model_file, sessions):
     assert app.separate_song(str(song), model_file, "wav", "abc", sessions).players
 
 
-def test_closing_a_session_deletes_its_files_but_not_an_upload_another_session_holds(tmp_path, model_file, sessions):
-    uploads = tmp_path / "gradio" / "0123abcd"
-    uploads.mkdir(parents=True)
-    shared, own = noise_file(uploads / "shared.wav"), noise_file(tmp_path / "gradio" / "own.wav")
-    never_separated = noise_file(tmp_path / "gradio" / "dropped.wav")
-    sessions.hold("a", str(never_separated))
-    for session, song in (("a", shared), ("a", own), ("b", shared)):
-        assert app.separate_song(str(song), model_file, "wav", session, sessions).players
-    sessions.close("a")
-    assert not sessions.folder("a").exists() and not own.exists() and not never_separated.exists()
-    assert shared.exists() and sessions.folder("b").exists()
-    sessions.close("b")
-    assert not shared.exists() and not uploads.exists() and not sessions.folder("b").exists()
+def test_uploads_move_into_secret_folders_that_go_with_the_last_heartbeat(tmp_path, model_file, sessions):
+    tab = "k3v9x2m1qz7"  # a session id, as Gradio's page draws one
+    gradio = tmp_path / "gradio" / "0123abcd"  # Gradio's per-upload folder
+    gradio.mkdir(parents=True)
+    song = sessions.keep(tab, noise_file(gradio / "song.wav"))
+    assert song.is_relative_to(sessions.folder(tab)) and tab not in str(song)
+    assert not gradio.exists() and sessions.owns(tab, song) and not sessions.owns("other", song)
+    with pytest.raises(ValueError, match="upload the song again"):  # already taken
+        sessions.keep("other", gradio / "song.wav")
+    first = app.separate_song(str(song), model_file, "wav", tab, sessions).players["vocals"]
+    second = app.separate_song(str(song), model_file, "flac", tab, sessions).players["vocals"]
+    assert first.exists() and first.parents[1] != second.parents[1]  # each job in its own folder
+
+    sessions.heartbeat(tab, +1)  # the tab
+    sessions.heartbeat(tab, +1)  # a stranger under the same session id
+    sessions.heartbeat(tab, -1)
+    sessions.release(tab)  # what the page's unload event calls
+    sessions.sweep()
+    assert first.exists() and second.exists()
+    sessions.heartbeat(tab, -1)  # the tab closes
+    assert not sessions.folder(tab).exists() and not first.exists()
+
+
+def test_a_running_job_keeps_its_folder_until_it_ends(tmp_path, sessions):
+    kept = sessions.keep("c", noise_file(tmp_path / "c.wav"))
+    sessions.heartbeat("c", +1)
+    assert sessions.begin("c")
+    sessions.heartbeat("c", -1)
+    assert kept.exists()
+    sessions.end("c")
+    assert not kept.exists()
+
+
+def test_sessions_that_never_connect_are_swept_when_idle(tmp_path):
+    sessions = app.Sessions(tmp_path / "work", idle_seconds=0.2)
+    kept = sessions.keep("api", noise_file(tmp_path / "api.wav"))
+    orphan = tmp_path / "work" / "left-by-a-previous-run"
+    orphan.mkdir()
+    sessions.sweep()
+    assert kept.exists() and orphan.exists()  # not idle yet
+    time.sleep(0.3)
+    sessions.sweep()
+    assert not kept.exists() and not orphan.exists()
+
+
+def test_limits_come_from_the_header_before_decoding(tmp_path):
+    assert app.upload_limit(None) is None and app.upload_limit(60) == 60 * 96000 * 8 + 2**20
+    assert app.is_loopback("127.0.0.1") and app.is_loopback("localhost") and app.is_loopback("::1")
+    assert not app.is_loopback("0.0.0.0") and not app.is_loopback("example.org")
+    wide = noise_file(tmp_path / "wide.wav", seconds=0.1, channels=app.MAX_CHANNELS + 1)
+    sessions = app.Sessions(tmp_path / "work")
+    result = app.separate_song(str(wide), None, "wav", "s", sessions, max_seconds=60)
+    assert result.message == f"Error: wide.wav: {app.MAX_CHANNELS + 1} channels; this page accepts up to 8"
+
+
+def test_max_seconds_defaults_when_the_page_faces_the_network(monkeypatch):
+    import argparse
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    parse = app.add_arguments(argparse.ArgumentParser()).parse_args
+    assert app.max_seconds_for(parse([])) is None
+    assert app.max_seconds_for(parse(["--host", "0.0.0.0"])) == app.PUBLIC_MAX_SECONDS
+    assert app.max_seconds_for(parse(["--host", "0.0.0.0", "--max-seconds", "30"])) == 30
+    assert app.max_seconds_for(parse(["--host", "0.0.0.0", "--max-seconds", "0"])) is None
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    assert app.max_seconds_for(parse([])) == app.PUBLIC_MAX_SECONDS
+    assert parse([]).hub is False and parse(["--hub"]).hub is True
 
 
 def test_no_song():
