@@ -36,7 +36,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # Absolute imports: this file also runs on its own, as a Space's app.py.
 from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, check_file, decode_to_wav,  # noqa: E402
                                  probe)
-from asteroid_unet.separate import output_name, separate_file  # noqa: E402
+from asteroid_unet.errors import one_line  # noqa: E402
+from asteroid_unet.files import output_name, separate_file  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.model import load_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -64,7 +65,7 @@ HEARTBEAT_PATH = re.compile(r"/gradio_api/heartbeat/([^/]+)/?$")
 
 def packaged_models() -> Dict[str, Optional[str]]:
     """The model names the picker offers (the default model first) -> what
-    :func:`~asteroid_unet.pretrained.load_model` takes."""
+    :func:`~asteroid_unet.model.load_model` takes."""
     return {name: name for name in sorted(PACKAGED, key=lambda name: name != DEFAULT_MODEL)}
 
 
@@ -81,11 +82,6 @@ def cached_model(spec: Optional[str]):
     at a time, so jobs that start together load a model once."""
     with _loading:
         return _loaded(spec)
-
-
-def one_line(err: BaseException) -> str:
-    """The first line of an error, as the command line prints it."""
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 def is_loopback(host: str) -> bool:
