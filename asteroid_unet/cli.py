@@ -116,6 +116,8 @@ def run_separate(args: argparse.Namespace) -> int:
 def run_app(argv: List[str]) -> int:
     """``asteroid-unet app ...``: the web page's own command line (Gradio is imported only here)."""
     try:
+        import gradio  # noqa: F401
+
         from . import app
     except ImportError as err:
         print(f"asteroid-unet: error: the web page needs the [app] extra: pip install 'asteroid-unet[app]' ({err})",

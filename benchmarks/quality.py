@@ -261,7 +261,7 @@ def markdown(results: dict) -> str:
 def set_summary(results: dict) -> dict:
     """Per row, the median SDR over the set's tracks; per asteroid-unet Spleeter row, its largest
     distance from the TensorFlow row and its lowest difference to it (row - TensorFlow) over tracks."""
-    rows = sorted({row for track in results.values() for row in track}, key=list(next(iter(results.values()))).index)
+    rows = list(dict.fromkeys(row for track in results.values() for row in track))  # in order of first appearance
     summary = {}
     for row in rows:
         have = [track[row] for track in results.values() if row in track]

@@ -9,10 +9,12 @@ n_fft 4096, hop 1024, max_bin 1487), random weights, vocals + residual, one Wien
 iteration (its ``predict.separate`` default). It holds the whole song in memory, so it
 runs only up to ``--peer-max-seconds``.
 
-Peer: Spleeter 2stems (TensorFlow, ``MWF=False``) with ``--spleeter-tf-venv PATH``, the venv of
-``benchmarks/spleeter_tf/README.md``; timed the same way (read, separate, write two WAV files), its
-graph build and checkpoint restore included since Spleeter does them on the first separation.
-Also up to ``--peer-max-seconds``; skipped with a message without the venv.
+Peers: Spleeter 2stems (TensorFlow), without and with its own Wiener filter (``MWF=False`` and
+``MWF=True``), with ``--spleeter-tf-venv PATH``, the venv of ``benchmarks/spleeter_tf/README.md``;
+timed the same way (read, separate, write two WAV files), its graph build and checkpoint restore
+included since Spleeter does them on the first separation. Also up to ``--peer-max-seconds``;
+skipped with a message without the venv. Ours runs with the package's default settings (its
+Wiener filter included).
 
     python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
     python benchmarks/speed.py --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
@@ -134,12 +136,13 @@ def run_open_unmix(src: str, outdir: str, device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure_spleeter_tf(src: Path, args) -> dict:
-    """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``)."""
+def measure_spleeter_tf(src: Path, args, mwf: bool = False) -> dict:
+    """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``);
+    ``mwf``: with its Wiener filter."""
     from spleeter_tf import reference
 
     try:
-        return reference.time_file(src, args.spleeter_tf_venv)
+        return reference.time_file(src, args.spleeter_tf_venv, mwf)
     except (FileNotFoundError, RuntimeError) as err:
         return {"error": str(err)}
 
@@ -211,16 +214,16 @@ def main() -> None:
             ours = measure("ours", src, args, copies)
             skip = {"skipped": "catalogue"} if copies > 1 else {"skipped": True} if seconds > args.peer_max_seconds else None
             peer = skip or measure("umx", src, args)
-            spleeter = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
-                        else skip or measure_spleeter_tf(src, args))
-            row = {"seconds": seconds, "files": copies, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter}
-            for entry in (ours, peer, spleeter):
+            spleeter, spleeter_mwf = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
+                                      else skip or measure_spleeter_tf(src, args, mwf) for mwf in (False, True))
+            row = {"seconds": seconds, "files": copies, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter,
+                   "spleeter_tf_mwf": spleeter_mwf}
+            for entry in (ours, peer, spleeter, spleeter_mwf):
                 if "wall_s" in entry:
                     entry["realtime_factor"] = seconds / entry["wall_s"]
-            if "wall_s" in ours and "wall_s" in peer:
-                row["speedup_vs_open_unmix"] = peer["wall_s"] / ours["wall_s"]
-            if "wall_s" in ours and "wall_s" in spleeter:
-                row["speedup_vs_spleeter_tf"] = spleeter["wall_s"] / ours["wall_s"]
+            for key, entry in (("open_unmix", peer), ("spleeter_tf", spleeter), ("spleeter_tf_mwf", spleeter_mwf)):
+                if "wall_s" in ours and "wall_s" in entry:
+                    row[f"speedup_vs_{key}"] = entry["wall_s"] / ours["wall_s"]
             rows.append(row)
             src.unlink()
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -248,13 +251,16 @@ def fmt_case(entry: dict) -> str:
 
 def print_table(rows, machine) -> None:
     print(f"machine: {machine}")
-    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s} | {'Open-Unmix (UMX-HQ size)':>32s} | speed-up"
-          f" | {'Spleeter 2stems, TensorFlow':>32s} | speed-up")
+    peers = (("open_unmix", "Open-Unmix (UMX-HQ size)"), ("spleeter_tf", "Spleeter 2stems, TensorFlow"),
+             ("spleeter_tf_mwf", "Spleeter 2stems, TF, MWF=True"))
+    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s}"
+          + "".join(f" | {title:>32s} | speed-up" for _, title in peers))
     for row in rows:
-        speedups = [f"{row[k]:7.1f}x" if k in row else "      -" for k in ("speedup_vs_open_unmix", "speedup_vs_spleeter_tf")]
         label = f"{row['files']}x{row['seconds'] / row['files']:.0f}s" if row.get("files", 1) > 1 else f"{row['seconds']:.0f}s"
-        print(f"{label:>8s} | {fmt_case(row['asteroid_unet'])} | {fmt_case(row['open_unmix'])} | {speedups[0]}"
-              f" | {fmt_case(row['spleeter_tf'])} | {speedups[1]}")
+        cells = "".join(f" | {fmt_case(row.get(key, {'skipped': 'not run'}))} | "
+                        + (f"{row['speedup_vs_' + key]:7.1f}x" if "speedup_vs_" + key in row else "      -")
+                        for key, _ in peers)
+        print(f"{label:>8s} | {fmt_case(row['asteroid_unet'])}{cells}")
 
 
 if __name__ == "__main__":

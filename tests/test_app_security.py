@@ -26,7 +26,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from asteroid_unet import app
-from asteroid_unet.pretrained import load_model
+from asteroid_unet.model import load_model
 from asteroid_unet.separate import separate_file
 
 pytestmark = pytest.mark.slow
