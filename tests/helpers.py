@@ -188,3 +188,18 @@ def paper_model_with_statistics(seed=0):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     return model
+
+
+def below(x, rate: float, top_hz: float):
+    """``x (..., time)`` (a tensor) with every FFT bin at or above ``top_hz`` set to zero."""
+    import torch
+
+    spectrum = torch.fft.rfft(x.double())
+    spectrum[..., int(top_hz * x.shape[-1] / rate):] = 0
+    return torch.fft.irfft(spectrum, x.shape[-1])
+
+
+def band_sum_error(stems: dict, x, rate: float, top_hz: float) -> float:
+    """How far the stems' sum is from the input below ``top_hz``, relative to the input there."""
+    total = sum(stems.values())
+    return float((below(total, rate, top_hz) - below(x, rate, top_hz)).norm() / below(x, rate, top_hz).norm())
