@@ -15,7 +15,7 @@ SPLEETER_WEIGHTS := asteroid_unet/weights/spleeter_2stems.pth
 .PHONY: demo test system-deps weights
 
 # constraints.txt pins the exact stack CI tests; the package itself only sets lower bounds.
-$(STAMP): pyproject.toml setup.py constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -c constraints.txt -e '.[test]'

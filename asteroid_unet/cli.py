@@ -6,14 +6,15 @@ import traceback
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from .app import add_arguments as add_app_arguments
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS
 from .pretrained import DEFAULT_MODEL, PACKAGED, load_model
 from .separate import CHUNK_SECONDS
 from .weights import CheckpointError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(app_options: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``app_options=False`` leaves the ``app`` options out, so the web page's module
+    (which sets Gradio's environment) is imported only when ``app`` runs."""
     parser = argparse.ArgumentParser(prog="asteroid-unet", description="Singing voice separation with a deep U-Net.")
     sub = parser.add_subparsers(dest="command", required=True)
     sep = sub.add_parser("separate", help="separate songs into vocals and accompaniment")
@@ -37,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
     conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
     conv.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
-    add_app_arguments(sub.add_parser("app", help="start the web page (needs the [app] extra)"))
+    app = sub.add_parser("app", help="start the web page (needs the [app] extra)")
+    if app_options:
+        from .app import add_arguments
+
+        add_arguments(app)
     return parser
 
 
@@ -145,7 +150,8 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(app_options=argv[:1] == ["app"]).parse_args(argv)
     try:
         if args.command == "convert-spleeter":
             return run_convert(args)
