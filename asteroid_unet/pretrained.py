@@ -37,6 +37,10 @@ def locate(spec: Union[None, str, Path] = None) -> Path:
     spec = DEFAULT_MODEL if spec is None else spec
     if Path(spec).exists():
         return resolve(spec)
+    if str(spec) == "spleeter-2stems":  # the package's file (make weights), else built on first use in the user's cache
+        from .spleeter import spleeter_weights_path
+
+        return spleeter_weights_path()
     if str(spec) in PACKAGED:
         path = packaged_path(str(spec))
         if not path.is_file():
