@@ -14,15 +14,15 @@ Peer: Spleeter 2stems (TensorFlow, ``MWF=False``) with ``--spleeter-tf-venv PATH
 graph build and checkpoint restore included since Spleeter does them on the first separation.
 Also up to ``--peer-max-seconds``; skipped with a message without the venv.
 
-    python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
-    python benchmarks/speed.py --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
-    python benchmarks/speed.py --durations 30 240   # quicker
-    python benchmarks/speed.py --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
+    python -m benchmarks.speed                      # 30 s, 4 min, 60 min on the CPU
+    python -m benchmarks.speed --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
+    python -m benchmarks.speed --durations 30 240   # quicker
+    python -m benchmarks.speed --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
 
 On a GPU (``--device cuda``) the cases are a catalogue of ``--catalogue`` songs of 7 s (MUSDB18-7
 size), separated ``--batch-files`` at a time with their patches in shared network passes, and the
-4-minute song; each after one untimed warm-up separation (CUDA context, kernels). It runs from a
-checkout without installing the package; without stempeg or ffmpeg the input is a synthetic song
+4-minute song; each after one untimed warm-up separation (CUDA context, kernels). Run from the
+repository root, it needs no install of the package; without stempeg or ffmpeg the input is a synthetic song
 instead of the tiled MUSDB18 preview, and the JSON says which.
 """
 import argparse
@@ -39,7 +39,6 @@ from typing import Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout without install
 RATE = 44100
 CATALOGUE_SONG_SECONDS = 7.0  # MUSDB18-7's length
 
@@ -136,7 +135,7 @@ def run_open_unmix(src: str, outdir: str, device: str) -> float:
 
 def measure_spleeter_tf(src: Path, args) -> dict:
     """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``)."""
-    from spleeter_tf import reference
+    from benchmarks.spleeter_tf import reference
 
     try:
         return reference.time_file(src, args.spleeter_tf_venv)
@@ -160,7 +159,7 @@ def child(args) -> None:
 
 
 def measure(system: str, src: Path, args, copies: int = 1) -> dict:
-    cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
+    cmd = [sys.executable, "-m", "benchmarks.speed", "--child", system, "--input", str(src), "--device", args.device,
            "--threads", str(args.threads), "--precision", args.precision,
            "--copies", str(copies), "--batch-files", str(args.batch_files)]
     if args.chunk_seconds is not None:
