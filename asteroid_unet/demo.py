@@ -7,9 +7,9 @@ from pathlib import Path
 import soundfile as sf
 import stempeg
 
+from .errors import CheckpointError
 from .evaluate import MUSDB_STEMS, bss_eval, mix_estimates, vocals_and_accompaniment
 from .separate import separate_file
-from .weights import BUILD_HINT, default_weights_path
 
 PREVIEW = Path(stempeg.__file__).parent / "data" / "The Easton Ellises - Falcon 69.stem.mp4"
 
@@ -24,12 +24,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-o", "--outdir", default="separated")
     args = parser.parse_args(argv)
-    if default_weights_path() is None:
-        print(f"asteroid-unet: error: the default model's weights are not in this install: {BUILD_HINT}", file=sys.stderr)
+    try:  # the default weights are built on first use: offline, that is one line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            written = separate_file(PREVIEW, args.outdir, fmt="wav", force=True, progress=True)
+    except CheckpointError as err:
+        print(f"asteroid-unet: error: {err}", file=sys.stderr)
         return 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        written = separate_file(PREVIEW, args.outdir, fmt="wav", force=True, progress=True)
     refs, rate = true_stems(PREVIEW)
     stems = {name: sf.read(written[name], dtype="float32")[0] for name in refs}
     n = min(min(len(s) for s in stems.values()), len(refs["vocals"]))

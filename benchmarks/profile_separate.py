@@ -5,23 +5,21 @@ Separates a 44.1 kHz stereo WAV (made from the Falcon 69 preview, as in ``speed.
 model's rate, the model's magnitude STFT, the U-Net on its patches, carrying the masks onto the
 full-band grid, the full-band STFT and inverse STFT, and writing. Prints a table and writes JSON.
 
-    python benchmarks/profile_separate.py --model paper --seconds 240
-    python benchmarks/profile_separate.py                     # the default model
+    python -m benchmarks.profile_separate --model paper --seconds 240
+    python -m benchmarks.profile_separate                     # the default model
 """
 import argparse
 import cProfile
 import json
 import platform
 import pstats
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import make_input  # noqa: E402
+from benchmarks.speed import make_input
 
 # (label, function name, a path fragment of its file, the caller counted or None for all)
 STAGES = [

@@ -42,15 +42,14 @@ asteroid-unet Spleeter row lies from the TensorFlow MWF row (vocals and accompan
 
 Usage::
 
-    .venv/bin/python benchmarks/quality.py --no-references --extra-model "paper UNet=paper"  # both sets
-    .venv/bin/python benchmarks/quality.py --settings mask wiener1 tta wiener1+tta --paper-row
-    .venv/bin/python benchmarks/quality.py --model PATH     # any checkpoint / hub folder
-    .venv/bin/python benchmarks/quality.py --untrained      # a randomly initialised UNet
+    .venv/bin/python -m benchmarks.quality --no-references --extra-model "paper UNet=paper"  # both sets
+    .venv/bin/python -m benchmarks.quality --settings mask wiener1 tta wiener1+tta --paper-row
+    .venv/bin/python -m benchmarks.quality --model PATH     # any checkpoint / hub folder
+    .venv/bin/python -m benchmarks.quality --untrained      # a randomly initialised UNet
 
 Writes ``benchmarks/results/quality.json`` and ``benchmarks/results/quality.md``.
 """
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -58,48 +57,22 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from asteroid_unet import evaluate as ev
-from spleeter_tf import reference
+from benchmarks.spleeter_tf import reference
+from benchmarks.tracks import DATA, load_test_previews, load_tracks
 
 SPLEETER = "Spleeter 2stems in asteroid-unet"
 SETS = ("musdb18-7 test", "shared tracks")
 VALIDATION = "musdb18-7 valid"  # for choosing a checkpoint or a setting: never part of "all"
 
-DATA = Path(os.environ.get("ASTEROID_UNET_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = ("vocals", "accompaniment")
 TRACKS = ("80s Rock", "Falcon 69", "clips-8k")
 # Fixed floor (GAIN) and ceiling (IRM at the paper STFT) of the vocals SDR, and the accompaniment
 # GAIN, as measured when the goal was set: the goal column uses these, not the rows of a run.
 GOALS = {"80s Rock": (1.77, 11.56, 4.68), "Falcon 69": (0.97, 6.84, 7.21), "clips-8k": (0.42, 6.86, 10.22)}
-
-
-def load_tracks(data: Path = DATA) -> Dict[str, dict]:
-    """``{name: {"rate": int, "refs": {"vocals": (n, 2), "accompaniment": (n, 2)}}}`` float64."""
-    import musdb
-
-    tracks = {}
-    for subset, name in (("train", "80s Rock"), ("test", "Falcon 69")):
-        db = musdb.DB(root=str(data / "musdb-preview"), subsets=subset)
-        (track,) = [t for t in db.tracks if name in t.name]
-        src = {k: track.sources[k].audio.astype(np.float64) for k in ("drums", "bass", "other", "vocals")}
-        tracks[name] = {"rate": int(track.rate),
-                        "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}
-    clips = data / "musdb-clips-8k"
-    mix, voc, rate = [], [], None
-    for i in range(57):
-        m, rate = sf.read(clips / "mix" / f"mix1_{i}.wav", dtype="float64")
-        v, _ = sf.read(clips / "vocal" / f"vocal1_{i}.wav", dtype="float64")
-        n = min(len(m), len(v))
-        mix.append(m[:n])
-        voc.append(v[:n])
-    mix, voc = np.concatenate(mix), np.concatenate(voc)
-    stereo = lambda x: np.stack([x, x], axis=1)
-    tracks["clips-8k"] = {"rate": int(rate), "refs": {"vocals": stereo(voc), "accompaniment": stereo(mix - voc)}}
-    return tracks
 
 
 def gain_row(refs: dict, rate: int, step: float = 0.01) -> dict:
@@ -194,8 +167,6 @@ def model_rows(model, refs: dict, rate: int, settings=(), paper: bool = False) -
 def load_set(name: str, data: Path = DATA) -> Dict[str, dict]:
     if name == "shared tracks":
         return load_tracks(data)
-    from spleeter_tf.separate_tracks import load_test_previews
-
     if name == VALIDATION:
         return load_test_previews(data, "train", "valid")
     return load_test_previews(data)
@@ -335,7 +306,7 @@ def main(argv: Optional[list] = None) -> int:
                                          track_set=set_name, extra_models=extra)
     summaries = {set_name: set_summary(tracks) for set_name, tracks in results.items()}
     results_meta = {"model": label, "museval": "0.4.1, BSSEval v4, 1 s windows, median",
-                    "command": "benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "command": "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:]),
                     "summary": summaries, "sets": results}
     ev.write_json(results_meta, args.out.with_suffix(".json"))
     text = (f"# Separation quality\n\nModel: `{label}`. museval 0.4.1 (BSSEval v4), 1 s windows, median over windows; dB.\n\n"

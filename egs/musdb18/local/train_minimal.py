@@ -1,6 +1,6 @@
 """Stage 1 without Lightning or Hydra: the same model, data and loss as ``train.py`` in a plain PyTorch loop.
 
-For a machine that has PyTorch but not the recipe's training stack (a short GPU lease, a
+For a machine that has PyTorch but not the recipe's training stack (a rented GPU machine, a
 cluster image): it needs only ``asteroid_unet`` and its core dependencies. The whole
 prepared set sits in the device's memory and every batch is drawn there
 (``RandomChunks.batch``), so a GPU never waits for data loaders. Validation runs every

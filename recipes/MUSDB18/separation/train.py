@@ -74,17 +74,18 @@ class Separation(sb.Brain):
     def _wrap_distributed(self):
         """SpeechBrain's DDP wrapping; on the CPU (gloo) without its
         SyncBatchNorm conversion, which runs on GPUs only: batch norm
-        statistics then stay per process, as in Lightning."""
+        statistics then stay per process, as in Lightning. The recipe's one
+        module, ``objective`` (the model inside its loss), is wrapped."""
         if (
             not self.distributed_launch
             or torch.device(self.device).type != "cpu"
         ):
             return super()._wrap_distributed()
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, find_unused_parameters=self.find_unused_parameters
-                )
+        objective = self.modules.objective
+        if any(p.requires_grad for p in objective.parameters()):
+            self.modules.objective = DistributedDataParallel(
+                objective, find_unused_parameters=self.find_unused_parameters
+            )
 
     def on_stage_end(self, stage, stage_loss, epoch):
         """Logs the losses; after validation keeps the best checkpoint by

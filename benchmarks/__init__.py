@@ -1,0 +1,1 @@
+"""Benchmarks of asteroid-unet: run them from the repository root as ``python -m benchmarks.<name>``."""

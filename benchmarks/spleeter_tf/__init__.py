@@ -1,0 +1,1 @@
+"""Deezer's Spleeter in TensorFlow, the reference of the benchmarks (see README.md here)."""
