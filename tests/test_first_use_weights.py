@@ -17,9 +17,9 @@ import torch
 
 from helpers import small_spleeter_model, spleeter_variables, write_tf_checkpoint
 
-from asteroid_unet import spleeter
+from asteroid_unet import spleeter, weights
 from asteroid_unet.cli import main
-from asteroid_unet.pretrained import load_model
+from asteroid_unet.model import load_model
 from asteroid_unet.weights import CheckpointError
 
 
@@ -59,7 +59,9 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def fresh_install(monkeypatch, tmp_path):
     """No weights beside the package, an empty user cache (``$ASTEROID_UNET_CACHE``); returns the cache."""
-    monkeypatch.setattr(spleeter, "packaged_path", lambda name: tmp_path / "site" / spleeter.WEIGHTS_FILE)
+    absent = lambda name: tmp_path / "site" / weights.PACKAGED[name]  # noqa: E731
+    monkeypatch.setattr(weights, "packaged_path", absent)  # the resolver's look beside the package
+    monkeypatch.setattr(spleeter, "packaged_path", absent)  # and the builder's
     monkeypatch.setenv(spleeter.CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
