@@ -116,8 +116,8 @@ def test_shared_passes_send_each_patch_through_the_network_once(tmp_path, small_
 
     files = write_catalogue(tmp_path / "in")  # a, b, broken, c
     calls = []
-    patch_masks = UNet.patch_masks
-    monkeypatch.setattr(UNet, "patch_masks", lambda self, p: calls.append(p.shape[0]) or patch_masks(self, p))
+    network_masks = UNet.network_masks  # every patch goes through it, with or without the Wiener filter
+    monkeypatch.setattr(UNet, "network_masks", lambda self, p: calls.append(p.shape[0]) or network_masks(self, p))
     for path in files[:2] + files[3:]:
         separate_file(path, tmp_path / "whole", small_model, chunk_seconds=1000)
     whole, calls[:] = sum(calls), []
@@ -139,16 +139,16 @@ def test_a_failed_shared_pass_fails_its_songs_only(tmp_path, small_model, monkey
     from asteroid_unet.files import separate_files as separate_batched
 
     files = write_catalogue(tmp_path / "in")  # a, b, broken, c
-    patch_masks = UNet.patch_masks
+    network_masks = UNet.network_masks
     calls = []
 
     def failing_once(self, patches):
         calls.append(patches.shape[0])
         if len(calls) == 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore details")
-        return patch_masks(self, patches)
+        return network_masks(self, patches)
 
-    monkeypatch.setattr(UNet, "patch_masks", failing_once)
+    monkeypatch.setattr(UNet, "network_masks", failing_once)
     results = list(separate_batched(files, tmp_path / "out", small_model, 2, chunk_seconds=1, shared_passes=True))
     assert [r["error"] for r in results] == ["CUDA out of memory. Tried to allocate 2.00 GiB"] * 2 + [
         "empty file (0 bytes)", None]
