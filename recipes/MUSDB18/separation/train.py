@@ -62,7 +62,7 @@ class Separation(sb.Brain):
         """With ``freeze_norm``, batch norm keeps its running statistics while
         the rest trains (fine-tuning on batches of one or two patches)."""
         if self.hparams.freeze_norm:
-            for module in self.modules.modules():
+            for module in self.hparams.model.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.eval()
 
