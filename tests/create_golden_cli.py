@@ -2,7 +2,7 @@
 packaged models, on a stereo song at 44.1 kHz and a mono file at 22.05 kHz, with the Wiener filter
 off and on. Checked by ``tests/test_golden_cli.py``.
 
-Each stem is stored as the sha256 of its file (the same bytes on the same machine kind and
+Each stem is stored as the sha256 of its file (the same bytes on the same CPU model and
 stack) and as the RMS of every 0.25 s and raw samples at fixed indices (checked to float
 rounding anywhere). Rerun it, from the repository root, only when the weights or the separator
 change on purpose, and say so in the commit:
