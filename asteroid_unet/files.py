@@ -254,7 +254,7 @@ def drive(
                     songs.append(song)
                     if progress and batch_files == 1:
                         bars[index] = tqdm(total=song.seconds, unit="s", desc=path.name, disable=None,
-                                               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+                                           bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
                 for index, outcome in _step(songs, per_pass, bars):
                     outcomes[index] = outcome
                     if index in bars:

@@ -35,15 +35,17 @@ class Separator:
     downmix, and its masks apply to every channel; a model with ``audio_channels`` equal to the
     input's (Spleeter's stereo models) gives each channel its own masks. Full band, the last stem
     is the input minus the others, so the stems sum to the input; band-limited, every stem is
-    masked and silent above the model's band (as Spleeter's own separator). Chunk borders lie on the model's patch grid and every chunk sees
-    enough context on both sides, so chunked and whole separation agree (no seams), and
-    memory is bounded by ``chunk_seconds`` whatever the input's length.
+    masked and silent above the model's band (as Spleeter's own separator). Chunk borders lie on
+    the model's patch grid and every chunk sees enough context on both sides, so the masks of
+    chunked and whole separation agree (no seams), and memory is bounded by ``chunk_seconds``
+    whatever the input's length.
 
     With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter
     (:func:`norbert.wiener`, as Spleeter's ``MWF=True``): each target's spectrogram estimate is the
     network's own output (its sigmoid mask, before any ratio) times the mix magnitude, and the
     filter takes the channels' spatial covariances into account. It runs on the full-band STFT of
-    each block of ``MASK_BLOCK_SECONDS``. With ``tta``, a stereo model's network outputs are
+    each block of ``MASK_BLOCK_SECONDS`` of a chunk, whose covariances it estimates, so its stems
+    depend slightly on ``chunk_seconds``. With ``tta``, a stereo model's network outputs are
     averaged with those of the channel-swapped input (swapped back).
 
     Args:
