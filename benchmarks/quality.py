@@ -152,10 +152,11 @@ def model_label(model) -> str:
     return SPLEETER if model.audio_channels == 2 and model.n_fft == 4096 else "UNet"
 
 
-def model_rows(model, refs: dict, rate: int, settings=(), paper: bool = False) -> dict:
-    """The model's rows: the package's defaults, then one per setting of ``settings`` (see :func:`parse_setting`)."""
+def model_rows(model, refs: dict, rate: int, settings=(), paper: bool = False, label: Optional[str] = None) -> dict:
+    """The model's rows, named ``label`` (default: :func:`model_label`): the package's defaults, then
+    one per setting of ``settings`` (see :func:`parse_setting`)."""
     rows = {}
-    label = model_label(model)
+    label = label or model_label(model)
     rows[label] = separated_row(model, refs, rate)
     for setting in settings:
         rows[f"{label}, {setting}"] = separated_row(model, refs, rate, **parse_setting(setting))
@@ -193,9 +194,7 @@ def evaluate_all(model=None, settings=(), data: Path = DATA, references: bool = 
         if model is not False:
             rows.update(model_rows(model, refs, rate, settings, paper))
         for label, extra in (extra_models or {}).items():
-            rows[label] = separated_row(extra, refs, rate)
-            for setting in settings:
-                rows[f"{label}, {setting}"] = separated_row(extra, refs, rate, **parse_setting(setting))
+            rows.update(model_rows(extra, refs, rate, settings, label=label))
         for row_name, mwf in ((reference.ROW, False), (reference.MWF_ROW, True)):
             spleeter_tf = reference.row(name, track, spleeter_tf_venv, mwf)
             if spleeter_tf:
