@@ -471,6 +471,14 @@ def eval_mode(module: nn.Module):
             m.training = training
 
 
+def batch_norm_eval(module: nn.Module) -> None:
+    """Put every batch norm layer of ``module`` in eval mode, so its running statistics stay as they
+    are while the rest trains (fine-tuning on batches of one or two patches)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
+
+
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Divide each patch ``(n, c, bins, frames)`` by its maximum (silent patches stay 0)."""
     peak = patches.detach().amax(dim=(-3, -2, -1), keepdim=True)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from asteroid_unet import UNet, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
 from asteroid_unet.masknet import UNetMaskNet
+from asteroid_unet.model import batch_norm_eval
 
 SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the mix
 
@@ -52,9 +53,7 @@ class UNetSystem(System):
     def on_train_epoch_start(self):
         self.epoch_samples = 0
         if self.freeze_norm:
-            for module in self.model.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            batch_norm_eval(self.model)
 
     def training_step(self, batch, batch_nb):
         self.epoch_samples += batch[0].shape[0]

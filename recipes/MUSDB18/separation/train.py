@@ -28,6 +28,7 @@ import numpy as np
 import speechbrain as sb
 import torch
 from asteroid_unet import UNet, evaluate, hub
+from asteroid_unet.model import batch_norm_eval
 from asteroid_unet.parallel import ordered_map
 from asteroid_unet.separator import stem_names
 from hyperpyyaml import load_hyperpyyaml
@@ -62,9 +63,7 @@ class Separation(sb.Brain):
         """With ``freeze_norm``, batch norm keeps its running statistics while
         the rest trains (fine-tuning on batches of one or two patches)."""
         if self.hparams.freeze_norm:
-            for module in self.hparams.model.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            batch_norm_eval(self.hparams.model)
 
     def compute_objectives(self, predictions, batch, stage):
         """The paper loss, ``asteroid_unet.unet_loss``, on the chunks."""
