@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from asteroid.models.base_models import BaseEncoderMaskerDecoder
-from asteroid_filterbanks import Decoder, Encoder, TorchSTFTFB
+from asteroid_filterbanks import Decoder, Encoder
 from asteroid_filterbanks.transforms import mag
 
 from .asteroid_api import file_separate, separate_like_asteroid, separate_waveforms
 from .errors import CheckpointError, one_line
+from .filterbank import STFTFilterbank
 from .masknet import UNetMaskNet, UNetPerTarget
 from .weights import load_package, locate
 
@@ -145,7 +146,7 @@ class UNet(BaseEncoderMaskerDecoder):
             raise ValueError(f"mask_extension must be 'top' or 'zeros', got {mask_extension!r}")
         if int(audio_channels) < 1:
             raise ValueError(f"audio_channels must be at least 1, got {audio_channels}")
-        fb = TorchSTFTFB.from_torch_args(
+        fb = STFTFilterbank.from_torch_args(
             n_fft=int(n_fft),
             hop_length=int(hop_length),
             win_length=int(n_fft),
