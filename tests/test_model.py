@@ -120,3 +120,37 @@ def test_inference_copy_gives_the_same_masks():
     with torch.no_grad():
         torch.testing.assert_close(fast.patch_masks(patches), model.patch_masks(patches), atol=1e-5, rtol=0)
     assert model.masker.encoder[0].norm.__class__ is torch.nn.BatchNorm2d  # the original is untouched
+
+
+@pytest.mark.parametrize("n_fft, hop", [(512, 128), (1024, 768), (4096, 1024)])
+def test_stft_filterbank_equals_asteroids(n_fft, hop):
+    from asteroid_filterbanks import Encoder, TorchSTFTFB
+
+    from asteroid_unet.filterbank import STFTFilterbank
+
+    window = torch.hann_window(n_fft).numpy()
+    ours = STFTFilterbank.from_torch_args(n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window, sample_rate=8192.0)
+    theirs = TorchSTFTFB.from_torch_args(n_fft=n_fft, hop_length=hop, win_length=n_fft, window=window, sample_rate=8192.0)
+    assert dict(ours.get_config(), fb_name=None) == dict(theirs.get_config(), fb_name=None)
+    assert torch.allclose(ours.filters(), theirs.filters(), rtol=0, atol=1e-12)
+    assert torch.equal(ours.torch_window, theirs.torch_window)
+    wav = torch.randn(1, 1, 4 * n_fft)
+    assert torch.allclose(Encoder(ours)(wav), Encoder(theirs)(wav), atol=1e-6)
+
+
+def test_ratio_loss_is_the_l1_of_the_separation_masks():
+    """masks="ratio": the mix magnitude under the masks separation uses, against each target's."""
+    from asteroid_unet.model import spleeter_args
+
+    torch.manual_seed(0)
+    model = UNet(**dict(spleeter_args(), sample_rate=8192.0, n_fft=256, hop_length=64, n_bins=64, patch_frames=16,
+                        patch_hop=16, n_layers=2, first_channels=4)).eval()  # no dropout: the same masks twice
+    mix = torch.randn(2, 2, model.patch_samples)
+    targets = torch.stack([0.3 * mix, 0.7 * mix], 1)
+    mix_mag = model.magnitude(mix)[..., : model.patch_frames]
+    expected = (model.patch_masks(mix_mag) * mix_mag.unsqueeze(1) - torch.stack([0.3 * mix_mag, 0.7 * mix_mag], 1)).abs().mean()
+    loss = unet_loss(model, mix, targets, masks="ratio")
+    assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, unet_loss(model, mix, targets))
+    with pytest.raises(ValueError, match="masks"):
+        unet_loss(model, mix, targets, masks="softmax")

@@ -237,3 +237,41 @@ def test_init_fine_tunes_that_model_at_its_own_settings_and_resumes(recipe, tmp_
     stdout = run_recipe(tmp, *stage1, overrides=["trainer.max_epochs=2", *common])
     assert f"Resuming from {exp / 'checkpoints' / 'last.ckpt'} (epoch 0" in stdout
     assert json.loads((exp / "train_results.json").read_text())["epochs"] == 2
+
+
+def test_val_sdr_picks_the_checkpoint_and_ratio_loss_trains_the_decoders(recipe, tmp_path):
+    """val_sdr=true: each epoch logs the validation tracks' median vocals SDR, the best checkpoint is the
+    epoch with the highest, and it is the SDR of the exported model separated by the package; with
+    freeze_encoder and the ratio-mask loss only the decoders move."""
+    import numpy as np
+
+    from asteroid_unet.data import load_tracks
+    from asteroid_unet.evaluate import bss_eval
+    from asteroid_unet.separator import Separator
+
+    tmp, _, _ = recipe
+    init = tiny_stereo_model()
+    torch.save(init.serialize(), tmp_path / "init.pth")
+    exp = tmp / "exp-val-sdr"
+    run_recipe(tmp, "--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth"),
+               overrides=["trainer.max_epochs=2", "data.samples_per_track=2", "data.batch_size=2", "val_sdr=true",
+                          "loss_masks=ratio", "freeze_encoder=true", "freeze_norm=true", "optim.lr=1e-2"])
+    logged = [float(row.split(",")[header.index("val_sdr")]) for metrics in [(exp / "logs" / "version_0" / "metrics.csv")]
+              for header in [metrics.read_text().splitlines()[0].split(",")]
+              for row in metrics.read_text().splitlines()[1:] if row.split(",")[header.index("val_sdr")]]
+    assert len(logged) == 2 and all(np.isfinite(logged))
+    results = json.loads((exp / "train_results.json").read_text())
+    assert results["best_val_sdr"] == pytest.approx(max(logged), abs=1e-4)
+    assert f"val_sdr={max(logged):.4f}" in results["best_checkpoint"]
+
+    tuned = UNet.from_pretrained(str(exp / "best_model.pth"))
+    before, after = init.state_dict(), tuned.state_dict()
+    changed = {k for k in before if k.endswith("conv.weight") and not torch.equal(before[k], after[k])}
+    assert changed and all(".decoder." in k for k in changed)
+    separator = Separator(tuned, int(tuned.sample_rate))
+    scores = []
+    for track in load_tracks(tmp / "data" / "prepared-synth-n4-d4-s3-8192", "valid", ["vocals", "accompaniment"], 8192, 2):
+        stems = separator.separate(track["vocals"] + track["accompaniment"])
+        refs = {s: a.mT.double().numpy() for s, a in track.items()}
+        scores.append(bss_eval(refs, {s: stems[s].mT.double().numpy() for s in refs}, 8192)["vocals"]["SDR"])
+    assert float(np.nanmedian(scores)) == pytest.approx(results["best_val_sdr"], abs=1e-3)

@@ -1,20 +1,27 @@
 """Stage 1: train the U-Net with Asteroid's System and a Lightning Trainer (Hydra config in conf/).
 
 Writes into ``exp_dir``: ``conf.yaml`` (the resolved config), ``checkpoints/`` (best on
-validation loss and ``last.ckpt``, every epoch), ``logs/`` (CSV), ``best_model.pth``
+validation and ``last.ckpt``, every epoch), ``logs/`` (CSV), ``best_model.pth``
 (an Asteroid package for ``UNet.from_pretrained``) and ``train_results.json``.
 A restarted run resumes from ``checkpoints/last.ckpt``.
 
 With ``init`` (a model name such as ``spleeter-2stems``, a file or a Hub id), the run
 fine-tunes that model at its own settings (rate, channels, patch size, layers, masks); the
 ``model`` section is then not used.
+
+With ``val_sdr``, each validation also separates the validation tracks whole with the package's
+separator at its default settings and logs their median vocals SDR (museval, 1 s windows, median
+over windows, as ``benchmarks/quality.py``) as ``val_sdr``; checkpoints and early stopping then
+follow it instead of the validation loss.
 """
 import json
 import random
+import warnings
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import numpy as np
 import torch
 from asteroid.engine import System
 from omegaconf import DictConfig, OmegaConf
@@ -24,8 +31,10 @@ from torch.utils.data import DataLoader
 
 from asteroid_unet import UNet, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
+from asteroid_unet.evaluate import bss_eval
 from asteroid_unet.masknet import UNetMaskNet
 from asteroid_unet.model import batch_norm_eval
+from asteroid_unet.separator import Separator
 
 SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the mix
 
@@ -43,12 +52,13 @@ class UNetSystem(System):
     """
 
     freeze_norm = False
+    loss_masks = "network"
 
     def common_step(self, batch, batch_nb, train=True):
         mix, targets = batch  # (batch, channels, time), (batch, n_targets, channels, time)
         if self.model.audio_channels == 1:
             mix, targets = mix.mean(1), targets.mean(2)
-        return unet_loss(self.model, mix, targets)
+        return unet_loss(self.model, mix, targets, masks=self.loss_masks)
 
     def on_train_epoch_start(self):
         self.epoch_samples = 0
@@ -65,6 +75,30 @@ class UNetSystem(System):
     def validation_step(self, batch, batch_nb):
         loss = self.common_step(batch, batch_nb, train=False)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+
+
+class ValidationSDR(pl.Callback):
+    """Logs ``val_sdr``: the median over ``tracks`` (``{source: (channels, time)}`` at the model's rate)
+    of the median vocals SDR over 1 s windows, each track separated whole by a :class:`Separator`
+    of the model as it stands, at the package's default settings."""
+
+    def __init__(self, tracks):
+        self.tracks = tracks
+
+    def on_validation_epoch_end(self, trainer, system):
+        if trainer.sanity_checking:
+            return
+        model = system.model
+        separator = Separator(model, int(model.sample_rate), device="cpu")
+        scores = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # museval on windows of silent vocals
+            for track in self.tracks:
+                refs = {s: a.mT.double().numpy() for s, a in track.items()}
+                mix = track["vocals"] + track["accompaniment"]
+                stems = separator.separate(mix)
+                scores.append(bss_eval(refs, {s: stems[s].mT.double().numpy() for s in refs}, int(model.sample_rate))["vocals"]["SDR"])
+        system.log("val_sdr", float(np.nanmedian(scores)), prog_bar=True, sync_dist=True)
 
 
 def make_datasets(cfg: DictConfig, model: UNet):
@@ -87,7 +121,7 @@ def make_datasets(cfg: DictConfig, model: UNet):
     print(f"Training on {len(train_tracks)} tracks ("
           + ", ".join(f"{s} {n / model.sample_rate / 3600:.2f} h" for s, n in train.stream_lengths.items())
           + f"), validating on {len(valid)} chunks of {len(valid_tracks)} tracks", flush=True)
-    return train, valid
+    return train, valid, valid_tracks
 
 
 def export_best(checkpoint: str, model: UNet, path: Path) -> None:
@@ -109,22 +143,24 @@ def main(cfg: DictConfig) -> None:
     if cfg.freeze_encoder:
         for unet in (m for m in model.masker.modules() if isinstance(m, UNetMaskNet)):
             unet.encoder.requires_grad_(False)
-    checkpoint = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="{epoch}-{val_loss:.4f}", monitor="val_loss",
-                                 mode="min", save_top_k=1)
+    train_set, valid_set, valid_tracks = make_datasets(cfg, model)
+    monitor, mode = ("val_sdr", "max") if cfg.val_sdr else ("val_loss", "min")
+    checkpoint = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename=f"{{epoch}}-{{{monitor}:.4f}}", monitor=monitor,
+                                 mode=mode, save_top_k=1)
     # Lightning's save_last only writes when the best improves: a separate, unmonitored callback keeps
     # last.ckpt at the latest epoch, so a restarted run goes on from where it stopped.
     latest = ModelCheckpoint(dirpath=exp_dir / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
                              enable_version_counter=False)
     trainer = pl.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
-        callbacks=[checkpoint, latest, EarlyStopping(monitor="val_loss", mode="min", patience=int(cfg.early_stop.patience))],
+        callbacks=[checkpoint, latest, EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stop.patience)),
+                   *([ValidationSDR(valid_tracks)] if cfg.val_sdr else [])],
         logger=CSVLogger(str(exp_dir), name="logs"),
         default_root_dir=str(exp_dir),
     )
     if trainer.global_rank:  # DDP: the weights are rank 0's, but each process draws its own chunks and gains
         random.seed(int(cfg.seed) + trainer.global_rank)
         torch.manual_seed(int(cfg.seed) + trainer.global_rank)
-    train_set, valid_set = make_datasets(cfg, model)
     loader = dict(batch_size=int(cfg.data.batch_size), num_workers=int(cfg.data.num_workers))
     system = UNetSystem(  # under DDP, Lightning shards both loaders with a DistributedSampler
         model=model,
@@ -133,7 +169,7 @@ def main(cfg: DictConfig) -> None:
         train_loader=DataLoader(train_set, shuffle=True, **loader),
         val_loader=DataLoader(valid_set, shuffle=False, **loader),
     )
-    system.freeze_norm = bool(cfg.freeze_norm)
+    system.freeze_norm, system.loss_masks = bool(cfg.freeze_norm), str(cfg.loss_masks)
     last = exp_dir / "checkpoints" / "last.ckpt"
     if last.exists():
         meta = torch.load(last, map_location="cpu", weights_only=True)
@@ -143,7 +179,7 @@ def main(cfg: DictConfig) -> None:
         return
     best = checkpoint.best_model_path or str(last)
     export_best(best, model, exp_dir / "best_model.pth")
-    results = {"best_checkpoint": best, "best_val_loss": float(checkpoint.best_model_score or float("nan")),
+    results = {"best_checkpoint": best, f"best_{monitor}": float(checkpoint.best_model_score or float("nan")),
                "epochs": trainer.current_epoch, "global_step": trainer.global_step}
     (exp_dir / "train_results.json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"Saved {exp_dir / 'best_model.pth'} from {best}")
