@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from asteroid.engine import System
 from omegaconf import DictConfig, OmegaConf
@@ -89,7 +89,7 @@ class ValidationSDR(pl.Callback):
         if trainer.sanity_checking:
             return
         model = system.model
-        separator = Separator(model, int(model.sample_rate), device="cpu")
+        separator = Separator(model, int(model.sample_rate))  # on the model's device
         scores = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # museval on windows of silent vocals
