@@ -56,9 +56,9 @@ class UNetObjective(torch.nn.Module):
     module, a wrapper that works through ``forward`` (``DistributedDataParallel``) covers it all.
     """
 
-    def __init__(self, model: UNet, loss=unet_loss, **loss_args):
+    def __init__(self, model: UNet, loss=unet_loss):
         super().__init__()
-        self.model, self.loss, self.loss_args = model, loss, loss_args
+        self.model, self.loss = model, loss
 
     def forward(self, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model, mix, targets, **self.loss_args)
+        return self.loss(self.model, mix, targets)
