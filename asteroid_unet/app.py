@@ -39,7 +39,7 @@ from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, ch
 from asteroid_unet.errors import one_line  # noqa: E402
 from asteroid_unet.files import output_name, separate_file  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
-from asteroid_unet.model import load_model  # noqa: E402
+from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
 
 log = logging.getLogger("asteroid_unet.app")
@@ -74,7 +74,7 @@ _loading = threading.Lock()
 
 @functools.lru_cache(maxsize=2)
 def _loaded(spec: Optional[str]):
-    return load_model(spec)
+    return resolve_model(spec)
 
 
 def cached_model(spec: Optional[str]):

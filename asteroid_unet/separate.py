@@ -13,8 +13,10 @@ ModelSpec = Union[None, str, Path, UNet]
 
 
 def resolve_model(model: ModelSpec) -> UNet:
-    """``model`` itself when it is a UNet, else :func:`~asteroid_unet.model.load_model` of it."""
-    return model if isinstance(model, UNet) else load_model(model)
+    """``model`` itself when it is a UNet, else :func:`~asteroid_unet.model.load_model` of it with its
+    convolution weights in the layout inference uses (channels last), so that the separator's
+    inference copy shares them instead of copying them (78 MB for Spleeter 2stems)."""
+    return model if isinstance(model, UNet) else load_model(model).to(memory_format=torch.channels_last)
 
 
 def separate(

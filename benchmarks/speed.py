@@ -87,10 +87,9 @@ def run_ours(src: str, outdir: str, device: str, precision: str, chunk_seconds: 
     import torch
 
     from asteroid_unet.files import separate_files as separate_batched
-    from asteroid_unet.model import load_model
-    from asteroid_unet.separate import separate_file
+    from asteroid_unet.separate import resolve_model, separate_file
 
-    model = load_model(model_spec).to(device)
+    model = resolve_model(model_spec).to(device)  # as separate_file and the command line resolve a name
     options = dict(fmt="wav", force=True, device=device, precision=precision)
     if chunk_seconds is not None:
         options["chunk_seconds"] = chunk_seconds

@@ -122,6 +122,33 @@ def test_inference_copy_gives_the_same_masks():
     assert model.masker.encoder[0].norm.__class__ is torch.nn.BatchNorm2d  # the original is untouched
 
 
+def test_inference_copy_shares_spleeter_weights_already_in_its_layout(tmp_path):
+    """Spleeter's layers have nothing to fold: the inference copy shares the weights that are already
+    channels last (as the entry points load them), copies the others, and leaves the model as it was."""
+    from asteroid_unet.model import spleeter_args
+    from asteroid_unet.separate import resolve_model
+
+    torch.manual_seed(0)
+    model = UNet(**dict(spleeter_args(), sample_rate=8192.0, n_fft=256, hop_length=64, n_bins=64, patch_frames=16,
+                        patch_hop=16, n_layers=2, first_channels=4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    shared = lambda a, b: [p.data_ptr() == q.data_ptr() for p, q in zip(a.masker.parameters(), b.masker.parameters())]
+    conv = model.masker.unets[0].encoder[0].conv.weight
+    needs_copy = [p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last) for p in model.masker.parameters()]
+    assert conv.is_contiguous() and any(needs_copy)
+    assert not any(s and copy for s, copy in zip(shared(model, model.for_inference()), needs_copy))
+    torch.save(model.serialize(), tmp_path / "m.pth")
+    loaded = resolve_model(str(tmp_path / "m.pth"))
+    assert loaded.masker.unets[0].encoder[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    fast = loaded.for_inference()
+    assert all(shared(loaded, fast))
+    patches = torch.rand(1, 2, 64, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fast.patch_masks(patches), model.for_inference().patch_masks(patches), atol=0, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and conv.is_contiguous()
+    assert all(torch.equal(before[k], v) for k, v in loaded.state_dict().items())
+
+
 @pytest.mark.parametrize("n_fft, hop", [(512, 128), (1024, 768), (4096, 1024)])
 def test_stft_filterbank_equals_asteroids(n_fft, hop):
     from asteroid_filterbanks import Encoder, TorchSTFTFB
