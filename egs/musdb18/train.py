@@ -31,10 +31,9 @@ from torch.utils.data import DataLoader
 
 from asteroid_unet import UNet, unet_loss
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
-from asteroid_unet.evaluate import bss_eval
+from asteroid_unet.evaluate import score_track
 from asteroid_unet.masknet import UNetMaskNet
 from asteroid_unet.model import batch_norm_eval
-from asteroid_unet.separator import Separator
 
 SOURCES = ["vocals", "accompaniment"]  # prepared by stage 0; their sum is the mix
 
@@ -79,8 +78,8 @@ class UNetSystem(System):
 
 class ValidationSDR(pl.Callback):
     """Logs ``val_sdr``: the median over ``tracks`` (``{source: (channels, time)}`` at the model's rate)
-    of the median vocals SDR over 1 s windows, each track separated whole by a :class:`Separator`
-    of the model as it stands, at the package's default settings."""
+    of the median vocals SDR over 1 s windows (:func:`~asteroid_unet.evaluate.score_track`), each track
+    separated whole by the model as it stands, at the package's default settings."""
 
     def __init__(self, tracks):
         self.tracks = tracks
@@ -88,16 +87,13 @@ class ValidationSDR(pl.Callback):
     def on_validation_epoch_end(self, trainer, system):
         if trainer.sanity_checking:
             return
-        model = system.model
-        separator = Separator(model, int(model.sample_rate))  # on the model's device
+        model, rate = system.model, int(system.model.sample_rate)
         scores = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # museval on windows of silent vocals
-            for track in self.tracks:
+            for track in self.tracks:  # separated on the model's device
                 refs = {s: a.mT.double().numpy() for s, a in track.items()}
-                mix = track["vocals"] + track["accompaniment"]
-                stems = separator.separate(mix)
-                scores.append(bss_eval(refs, {s: stems[s].mT.double().numpy() for s in refs}, int(model.sample_rate))["vocals"]["SDR"])
+                scores.append(score_track(model, refs, rate, with_references=False)["UNet"]["vocals"]["SDR"])
         system.log("val_sdr", float(np.nanmedian(scores)), prog_bar=True, sync_dist=True)
 
 
