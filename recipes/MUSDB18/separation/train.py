@@ -11,7 +11,7 @@ own rate and full band with ``asteroid_unet.separate`` (the user API), and
 scores it with museval (BSSEval v4, 1 s windows) through
 ``asteroid_unet.evaluate``, next to the MIX floor and IRM ceiling.
 
-To run it (either MUSDB18 layout is detected: the .stem.mp4 release or wav folders):
+To run it (the .stem.mp4 release and the wav layout are both detected):
 > python train.py hparams/unet.yaml --data_folder=/path/to/musdb18hq
 > python train.py hparams/unet.yaml --data_folder=/path/to/musdb18
 
