@@ -36,8 +36,8 @@ def museval_module():
     try:
         import museval
     except ModuleNotFoundError as err:
-        raise RuntimeError(f"scoring needs museval ({err}): pip install 'asteroid-unet[eval]' "
-                           "(from a clone: pip install '.[eval]')") from None
+        raise RuntimeError(f"scoring needs museval ({err}): pip install '.[eval]' in the asteroid-unet folder"
+                           ) from None
     except RuntimeError as err:  # stempeg's own check
         if "ffmpeg" not in str(err):
             raise
