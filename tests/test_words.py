@@ -52,3 +52,14 @@ def test_the_checks_find_what_they_look_for():
     assert not MACHINE.search("see the release notes; please") and not MACHINE.search("one NVIDIA H200")
     assert COMMIT.search("`git show 48019" + "ad:weights.pth`") and COMMIT.search("fixed in " + "ee27efa")
     assert not any(COMMIT.search(s) for s in ("2026-11-26", "step 1200000", "sha256 " + "0" * 63 + "a", "decade"))
+
+
+def test_no_paths_of_the_development_checkout():
+    """User documents, the recipes and the package name the user's own folders (arguments such as
+    ``--musdb_root``, ``$DATA``), never where this repository's developers keep their data."""
+    dev_path = re.compile(r"\.\./" + r"shared\b|\bshared/" + r"data\b")
+    files = [p for p in user_facing_files()
+             if p.parts[len(ROOT.parts)] in ("asteroid_unet", "egs", "recipes") or p.parent == ROOT]
+    assert len(files) > 20
+    found = lines_matching(files, dev_path)
+    assert not found, "\n".join(found)
