@@ -96,27 +96,30 @@ def test_one_job_per_session_at_a_time(tmp_path, model_file, sessions):
     assert app.separate_song(str(song), model_file, "wav", "abc", sessions).players
 
 
-def test_uploads_move_into_secret_folders_that_go_with_the_last_heartbeat(tmp_path, model_file, sessions):
+def test_uploads_are_copied_into_secret_folders_that_go_with_the_owners_last_heartbeat(tmp_path, model_file,
+                                                                                      sessions):
     tab = "k3v9x2m1qz7"  # a session id, as Gradio's page draws one
-    gradio = tmp_path / "gradio" / "0123abcd"  # Gradio's per-upload folder
+    gradio = tmp_path / "gradio" / "0123abcd"  # Gradio's per-upload folder, named by the bytes' hash
     gradio.mkdir(parents=True)
-    song = sessions.keep(tab, noise_file(gradio / "song.wav"))
+    upload = noise_file(gradio / "song.wav")
+    song = sessions.keep(tab, upload)
     assert song.is_relative_to(sessions.folder(tab)) and tab not in str(song)
-    assert not gradio.exists() and sessions.owns(tab, song) and not sessions.owns("other", song)
-    with pytest.raises(ValueError, match="upload the song again"):  # already taken
-        sessions.keep("other", gradio / "song.wav")
+    assert sessions.owns(tab, song) and not sessions.owns("other", song)
+    same = sessions.keep("other", upload)  # someone else sent the same bytes: Gradio gave them the same path
+    assert same != song and same.read_bytes() == song.read_bytes() == upload.read_bytes()
+    assert sessions.stray_age(str(upload)) == sessions.idle_seconds  # taken: swept soon, not after an hour
     first = app.separate_song(str(song), model_file, "wav", tab, sessions).players["vocals"]
     second = app.separate_song(str(song), model_file, "flac", tab, sessions).players["vocals"]
     assert first.exists() and first.parents[1] != second.parents[1]  # each job in its own folder
 
-    sessions.heartbeat(tab, +1)  # the tab
-    sessions.heartbeat(tab, +1)  # a stranger under the same session id
-    sessions.heartbeat(tab, -1)
+    assert sessions.claim(tab, "owner-token") and not sessions.claim(tab, "someone-else")
+    sessions.heartbeat(tab, +1)  # the owner's tab (the guard lets no one else's heartbeat through)
     sessions.release(tab)  # what the page's unload event calls
     sessions.sweep()
     assert first.exists() and second.exists()
     sessions.heartbeat(tab, -1)  # the tab closes
     assert not sessions.folder(tab).exists() and not first.exists()
+    assert same.exists() and upload.exists()  # the other visitor's copy, and Gradio's until the sweep
 
 
 def test_a_running_job_keeps_its_folder_until_it_ends(tmp_path, sessions):
