@@ -1,4 +1,5 @@
 """The web page's functions, called directly (the browser test drives the page itself)."""
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -9,7 +10,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from asteroid_unet import app
+from asteroid_unet import app, guard
 from asteroid_unet.audio import AudioReader
 from asteroid_unet.cli import main
 from asteroid_unet.separate import separate_file
@@ -236,3 +237,31 @@ def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, cap
     assert main(["app"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("asteroid-unet: error: the web page needs the [app] extra") and "\n" not in err
+
+
+def test_quotas_bound_each_session_and_the_whole_upload_folder(tmp_path):
+    uploads = tmp_path / "uploads"
+    sessions = app.Sessions(uploads / "work", uploads, session_quota=3000, disk_quota=5000)
+    (uploads / "h1").mkdir(parents=True)
+    (uploads / "h2").mkdir()
+    song, other = uploads / "h1" / "a.wav", uploads / "h2" / "b.wav"
+    song.write_bytes(bytes(2000))
+    other.write_bytes(bytes(2500))
+    sessions.keep("a", song)
+    with pytest.raises(ValueError, match=r"^this tab would hold 0.00381 MB of files; the page keeps up to 0.00286 MB"):
+        sessions.keep("a", song)
+    sessions.keep("b", other)  # linked: no byte more on the disk
+    assert guard.disk_bytes(uploads) == 4500  # a file and its links count once
+    with pytest.raises(ValueError, match=r"^the page's disk is full; try again later$"):
+        sessions.make_room("c", 1000)  # a job's stems: 4500 + 1000 would pass 5000
+
+
+def test_a_previous_runs_files_are_swept_at_start(tmp_path):
+    old, new = tmp_path / "0abc" / "old.wav", tmp_path / "new.wav"
+    old.parent.mkdir()
+    old.write_bytes(b"RIFF")
+    os.utime(old.parent, (time.time() - 60, time.time() - 60))
+    started = time.time() - 30
+    new.write_bytes(b"RIFF")
+    app.sweep_before(tmp_path, started)
+    assert not old.parent.exists() and new.exists()
