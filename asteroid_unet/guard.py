@@ -124,13 +124,14 @@ class Sessions:
         with self._lock:
             return self._visitor(session).folder
 
-    def make_room(self, session: str, size: int) -> None:
-        """ValueError, with a one-line reason, unless ``size`` more bytes fit both quotas."""
+    def make_room(self, session: str, size: int, new: Optional[int] = None) -> None:
+        """ValueError, with a one-line reason, unless the session's folder can take ``size`` more bytes
+        and the upload folder ``new`` more (default ``size``; a hard link adds none)."""
         held = disk_bytes(self.folder(session))
         if held + size > self.session_quota:
             raise ValueError(f"this tab would hold {megabytes(held + size)} of files; the page keeps up to "
                              f"{megabytes(self.session_quota)} per visitor: close the tab to start afresh")
-        if disk_bytes(self.uploads) + size > self.disk_quota:
+        if disk_bytes(self.uploads) + (size if new is None else new) > self.disk_quota:
             raise ValueError("the page's disk is full; try again later")
 
     def keep(self, session: str, upload: Path) -> Path:
@@ -145,14 +146,15 @@ class Sessions:
             size = upload.stat().st_size
         except OSError:
             raise ValueError("the upload is gone: upload the song again") from None
-        self.make_room(session, size)
+        self.make_room(session, size, new=0)
         with self._lock:
             kept = self._visitor(session).folder / secrets.token_urlsafe(8) / upload.name
         kept.parent.mkdir(parents=True)
         try:
             try:
                 os.link(upload, kept)
-            except OSError:  # another file system, or links not allowed
+            except OSError:  # another file system, or links not allowed: a copy, within the quota
+                self.make_room(session, size)
                 shutil.copyfile(upload, kept)
         except OSError:  # swept meanwhile
             shutil.rmtree(kept.parent, ignore_errors=True)
