@@ -313,7 +313,8 @@ class SessionGuard:
         token = owner_token(headers.get(b"cookie", b"").decode("latin-1"))
         if token is None:
             token = secrets.token_urlsafe(24)
-            send = with_cookie(send, token)
+            https = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto") == b"https"
+            send = with_cookie(send, token, https)
         session, receive = await session_of(scope, path, receive)
         if receive is None:
             return await refuse(send, 413, "an event's body must be under 1 MiB")
@@ -345,9 +346,11 @@ def owner_token(cookie_header: str) -> Optional[str]:
     return None
 
 
-def with_cookie(send, token: str):
-    """``send`` that adds the owner cookie to the response's headers."""
-    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax".encode("latin-1")
+def with_cookie(send, token: str, https: bool = False):
+    """``send`` that adds the owner cookie to the response's headers. Over HTTPS it is also sent in
+    a frame of another site (a Space's page on huggingface.co), partitioned by that site."""
+    where = "SameSite=None; Secure; Partitioned" if https else "SameSite=Lax"
+    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; {where}".encode("latin-1")
 
     async def sending(message):
         if message["type"] == "http.response.start":

@@ -1,4 +1,5 @@
 """The web page's functions, called directly (the browser test drives the page itself)."""
+import json
 import os
 import time
 import zipfile
@@ -265,3 +266,49 @@ def test_a_previous_runs_files_are_swept_at_start(tmp_path):
     new.write_bytes(b"RIFF")
     app.sweep_before(tmp_path, started)
     assert not old.parent.exists() and new.exists()
+
+
+def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
+    import anyio
+    import httpx
+
+    seen = []
+
+    async def gradio(scope, receive, send):  # stands for Gradio: echoes the body it got
+        body = (await receive()).get("body", b"")
+        seen.append((scope["path"], body))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    sessions = app.Sessions(tmp_path / "g" / "work", tmp_path / "g", disk_quota=10_000)
+    guarded = guard.SessionGuard(gradio, sessions)
+
+    async def requests():
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url="http://page") as owner, \
+                httpx.AsyncClient(transport=transport, base_url="http://page") as stranger:
+            first = await owner.get("/")
+            assert first.headers["set-cookie"].endswith("; Path=/; HttpOnly; SameSite=Lax")
+            https = await stranger.get("/", headers={"X-Forwarded-Proto": "https"})
+            assert https.headers["set-cookie"].endswith("; SameSite=None; Secure; Partitioned")
+            join = {"session_hash": "v1ct1m", "fn_index": 1, "data": ["x" * 70_000]}
+            joined = await owner.post("/gradio_api/queue/join", json=join)
+            assert joined.status_code == 200 and json.loads(joined.content) == join  # the body reaches Gradio whole
+            assert "set-cookie" not in joined.headers
+            for attempt in (stranger.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"}),
+                            stranger.get("/gradio_api/heartbeat/v1ct1m"),
+                            stranger.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e"}),
+                            stranger.post("/gradio_api/queue/join", json=join)):
+                response = await attempt
+                assert response.status_code == 403 and "belongs to another client" in response.text
+            assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
+            assert (await stranger.post("/gradio_api/upload", content=b"x" * 20_000)).status_code == 507
+            async def body():
+                yield b"x"
+            chunked = await stranger.post("/gradio_api/upload", content=body())
+            assert chunked.status_code == 411
+            assert (await stranger.post("/gradio_api/upload", content=b"x" * 100)).status_code == 200
+
+    anyio.run(requests)
+    assert [path for path, _ in seen] == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data",
+                                          "/gradio_api/upload"]
