@@ -40,6 +40,14 @@ def megabytes(size: int) -> str:
     return f"{size / 2**20:.3g} MB"
 
 
+def file_size(path: str) -> int:
+    """The size of ``path`` (0 once it is gone)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def disk_bytes(folder: Path) -> int:
     """Bytes of the files under ``folder``, each file counted once however many links it has."""
     seen: Dict[Tuple[int, int], int] = {}
@@ -94,6 +102,7 @@ class Sessions:
         self._visitors: Dict[str, Visitor] = {}
         self._beats: Dict[str, int] = {}  # the owner's open heartbeat connections per session id
         self._owners: Dict[str, list] = {}  # session id -> [owner token, last request (monotonic)]
+        self._uploaded: Dict[str, set] = {}  # owner token -> paths Gradio's upload route wrote for it
 
     # ----- who owns a session id -----
 
@@ -108,6 +117,24 @@ class Sessions:
             if session in self._visitors:
                 self._visitors[session].touched = now
             return True
+
+    def uploaded(self, token: str, paths) -> None:
+        """Gradio's upload route wrote ``paths`` for the client holding ``token``."""
+        with self._lock:
+            self._uploaded.setdefault(token, set()).update(str(p) for p in paths)
+
+    def upload_room(self, token: str, size: int) -> Optional[str]:
+        """Why the client holding ``token`` may not upload ``size`` more bytes (None: it may): its uploads
+        still on disk count against the session quota, and everything against the disk quota."""
+        with self._lock:
+            paths = self._uploaded.get(token, set())
+        held = sum(file_size(p) for p in paths)
+        if held + size > self.session_quota:
+            return (f"this client's uploads would take {megabytes(held + size)}; the page keeps up to "
+                    f"{megabytes(self.session_quota)} per visitor")
+        if disk_bytes(self.uploads) + size > self.disk_quota:
+            return "the page's disk is full; try again later"
+        return None
 
     # ----- folders -----
 
@@ -233,6 +260,10 @@ class Sessions:
                             if s not in self._visitors and not self._beats.get(s) and now - seen > self.idle_seconds]:
                 del self._owners[session]
                 self._beats.pop(session, None)
+            for token, paths in list(self._uploaded.items()):
+                paths.difference_update([p for p in paths if not os.path.exists(p)])
+                if not paths:
+                    del self._uploaded[token]
         for session in doomed:
             self.close(session)
         with self._lock:
@@ -299,7 +330,8 @@ class SessionGuard:
     A request under a session id (in its path, query or JSON body) passes only with the cookie of
     that id's owner (:meth:`Sessions.claim`); any other gets a 403 and never reaches Gradio. A
     client without the cookie gets one with its first response. Uploads must say their length and
-    fit :attr:`Sessions.disk_quota`, else they are refused before their body is read.
+    fit :meth:`Sessions.upload_room` (the client's uploads still on disk within the session quota,
+    everything within the disk quota), else they are refused before their body is read.
     """
 
     def __init__(self, app, sessions: Sessions):
@@ -324,9 +356,10 @@ class SessionGuard:
             length = headers.get(b"content-length", b"").decode()
             if not length.isdigit():
                 return await refuse(send, 411, "uploads must give their length")
-            used = await anyio.to_thread.run_sync(disk_bytes, self.sessions.uploads)
-            if used + int(length) > self.sessions.disk_quota:
-                return await refuse(send, 507, "the page's disk is full; try again later")
+            reason = await anyio.to_thread.run_sync(self.sessions.upload_room, token, int(length))
+            if reason is not None:
+                return await refuse(send, 507, reason)
+            send = recording_uploads(send, self.sessions, token)
         if session is None or not HEARTBEAT.search(path):
             return await self.app(scope, receive, send)
         self.sessions.heartbeat(session, +1)
@@ -344,6 +377,23 @@ def owner_token(cookie_header: str) -> Optional[str]:
         if name == COOKIE and TOKEN.match(value):
             return value
     return None
+
+
+def recording_uploads(send, sessions: Sessions, token: str):
+    """``send`` that tells ``sessions`` which files an upload response lists (a JSON list of paths)."""
+    body = []
+
+    async def sending(message):
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if not message.get("more_body"):
+                try:
+                    paths = json.loads(b"".join(body))
+                    sessions.uploaded(token, [p for p in paths if isinstance(p, str)])
+                except (ValueError, TypeError):  # an error message, not a list of paths
+                    pass
+        await send(message)
+    return sending
 
 
 def with_cookie(send, token: str, https: bool = False):

@@ -274,13 +274,18 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
 
     seen = []
 
-    async def gradio(scope, receive, send):  # stands for Gradio: echoes the body it got
+    async def gradio(scope, receive, send):  # stands for Gradio: echoes the body it got, or stores an upload
         body = (await receive()).get("body", b"")
         seen.append((scope["path"], body))
+        if scope["path"] == "/gradio_api/upload":
+            stored = tmp_path / "g" / f"{len(seen)}.bin"
+            stored.write_bytes(body)
+            body = json.dumps([str(stored)]).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    sessions = app.Sessions(tmp_path / "g" / "work", tmp_path / "g", disk_quota=10_000)
+    (tmp_path / "g").mkdir()
+    sessions = app.Sessions(tmp_path / "g" / "work", tmp_path / "g", session_quota=5000, disk_quota=10_000)
     guarded = guard.SessionGuard(gradio, sessions)
 
     async def requests():
@@ -302,13 +307,18 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
                 response = await attempt
                 assert response.status_code == 403 and "belongs to another client" in response.text
             assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
-            assert (await stranger.post("/gradio_api/upload", content=b"x" * 20_000)).status_code == 507
             async def body():
                 yield b"x"
             chunked = await stranger.post("/gradio_api/upload", content=body())
             assert chunked.status_code == 411
-            assert (await stranger.post("/gradio_api/upload", content=b"x" * 100)).status_code == 200
+            assert (await stranger.post("/gradio_api/upload", content=b"x" * 3000)).status_code == 200
+            again = await stranger.post("/gradio_api/upload", content=b"x" * 3000)  # 6000 > its 5000
+            assert again.status_code == 507 and again.text.startswith("this client's uploads would take 0.00572 MB")
+            assert (await owner.post("/gradio_api/upload", content=b"x" * 4000)).status_code == 200  # its own quota
+            async with httpx.AsyncClient(transport=transport, base_url="http://page") as third:
+                full = await third.post("/gradio_api/upload", content=b"x" * 3500)  # the folder: 7000 + 3500 > 10000
+            assert full.status_code == 507 and full.text == "the page's disk is full; try again later"
 
     anyio.run(requests)
     assert [path for path, _ in seen] == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data",
-                                          "/gradio_api/upload"]
+                                          "/gradio_api/upload", "/gradio_api/upload"]
