@@ -127,7 +127,7 @@ class Sessions:
         """Why the client holding ``token`` may not upload ``size`` more bytes (None: it may): its uploads
         still on disk count against the session quota, and everything against the disk quota."""
         with self._lock:
-            paths = self._uploaded.get(token, set())
+            paths = set(self._uploaded.get(token, ()))
         held = sum(file_size(p) for p in paths)
         if held + size > self.session_quota:
             return (f"this client's uploads would take {megabytes(held + size)}; the page keeps up to "
