@@ -445,7 +445,7 @@ def launch(page, host: str = "127.0.0.1", port: int = 7860, max_seconds: Optiona
     from starlette.middleware import Middleware
 
     sessions = page.sessions
-    sweep_before(sessions.uploads, STARTED)
+    sweep_before(sessions, STARTED)
     every = max(1.0, min(60.0, sessions.idle_seconds / 5))
     threading.Thread(target=sweep_forever, args=(page, every), name="asteroid-unet-sweep", daemon=True).start()
     return page.queue(default_concurrency_limit=1).launch(

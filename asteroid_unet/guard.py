@@ -33,6 +33,7 @@ SESSION_IN_BODY = re.compile(r"/gradio_api/(?:queue/join|cancel|run/[^/]+|api/[^
                              r"component_server)/?$")
 HEARTBEAT = re.compile(r"/gradio_api/heartbeat/[^/]+/?$")
 UPLOAD = re.compile(r"/gradio_api/upload/?$")
+GRADIO_HASH = re.compile(r"^[0-9a-f]{64}$")  # the name of a folder Gradio's upload route writes into
 MAX_BODY = 1 << 20  # the largest event body the guard reads to find its session id
 
 
@@ -313,12 +314,17 @@ def sweep_empty_temp_files(folder: Path, older_than: float) -> None:
             pass
 
 
-def sweep_before(folder: Path, started: float) -> None:
-    """Delete everything in ``folder`` last changed before ``started`` (a Unix time): at start-up, a
-    previous run's uploads and visitor folders, which no session of this run owns."""
-    for entry in Path(folder).glob("*"):
+def sweep_before(sessions: Sessions, started: float) -> None:
+    """Delete what a previous run left in the upload folder, last changed before ``started`` (a Unix
+    time), which no session of this run owns: Gradio's upload folders (named by a SHA-256), the
+    empty ``tmp*`` files of its upload parser, and the visitors' folders. Nothing else is touched,
+    even when the upload folder is a shared one."""
+    for entry in [*sessions.uploads.glob("*"), *sessions.root.glob("*")]:
         try:
-            if entry.lstat().st_mtime < started:
+            stat = entry.lstat()
+            ours = (entry.parent == sessions.root or GRADIO_HASH.match(entry.name)
+                    or (entry.name.startswith("tmp") and stat.st_size == 0))
+            if ours and stat.st_mtime < started:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         except FileNotFoundError:
             pass

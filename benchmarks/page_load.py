@@ -8,8 +8,8 @@ rates and after all of them (the separator cache keeps only the most recent few)
 heartbeat, as a tab does) send a 10-second stereo song each, ``--rounds`` times over; the peak RSS
 of the server and its children, and every stem checked byte for byte against ``separate_file``.
 
-    python -m benchmarks.page_load rates --rates 100 --json rates.json
-    python -m benchmarks.page_load load --clients 8 --rounds 3 --json load.json
+    python -m benchmarks.page_load rates --rates 100     # writes benchmarks/results/page-rates.json
+    python -m benchmarks.page_load load --clients 8 --rounds 3   # writes benchmarks/results/page-load.json
 """
 import argparse
 import json
@@ -143,7 +143,8 @@ def main(argv=None) -> int:
     load.add_argument("--clients", type=int, default=8)
     load.add_argument("--rounds", type=int, default=3)
     for case in (rates, load):
-        case.add_argument("--json", type=Path, default=None, help="also write the result here")
+        case.add_argument("--json", type=Path, default=None,
+                          help="where to write the result (default: benchmarks/results/page-<case>.json)")
     args = parser.parse_args(argv)
     if args.case == "rates":
         result = rss_over_rates(args.model, args.rates)
@@ -153,8 +154,9 @@ def main(argv=None) -> int:
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    out = args.json or ROOT / "benchmarks" / "results" / f"page-{args.case}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -257,15 +257,24 @@ def test_quotas_bound_each_session_and_the_whole_upload_folder(tmp_path):
         sessions.make_room("c", 1000)  # a job's stems: 4500 + 1000 would pass 5000
 
 
-def test_a_previous_runs_files_are_swept_at_start(tmp_path):
-    old, new = tmp_path / "0abc" / "old.wav", tmp_path / "new.wav"
-    old.parent.mkdir()
-    old.write_bytes(b"RIFF")
-    os.utime(old.parent, (time.time() - 60, time.time() - 60))
+def test_a_previous_runs_files_are_swept_at_start_and_nothing_else(tmp_path):
+    sessions = app.Sessions(tmp_path / "asteroid-unet", tmp_path)
+    old = {"upload": tmp_path / ("0" * 64) / "old.wav", "visitor": tmp_path / "asteroid-unet" / "s3cr3t" / "a.wav",
+           "someone else's": tmp_path / "notes" / "keep.txt"}
+    for path in old.values():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"RIFF")
+        os.utime(path.parent, (time.time() - 60, time.time() - 60))
+    (tmp_path / "tmpabc").touch()
+    os.utime(tmp_path / "tmpabc", (time.time() - 60, time.time() - 60))
     started = time.time() - 30
+    new = tmp_path / ("1" * 64) / "new.wav"  # an upload of this run
+    new.parent.mkdir()
     new.write_bytes(b"RIFF")
-    app.sweep_before(tmp_path, started)
-    assert not old.parent.exists() and new.exists()
+    app.sweep_before(sessions, started)
+    assert not old["upload"].parent.exists() and not old["visitor"].parent.exists()
+    assert not (tmp_path / "tmpabc").exists()
+    assert new.exists() and old["someone else's"].exists()
 
 
 def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
