@@ -194,6 +194,25 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
     finally:
         sessions.end(session)
+        return_freed_memory()
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def return_freed_memory() -> None:
+    """Give the memory a job freed back to the system: glibc keeps it in its per-thread arenas
+    otherwise, and the page's jobs run on many threads, so its RSS only grew. No-op without glibc."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def copy_as_flac(reader: AudioReader, path: Path, block: int = 1 << 20) -> Path:

@@ -532,6 +532,27 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
     assert fetch(server, victim.link) == victim.stems  # the open tab's files stay
 
 
+def server_rss(server) -> int:
+    proc = psutil.Process(server["proc"].pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+
+
+def test_memory_stays_flat_over_many_sample_rates(server, tmp_path):
+    """Issue 26, item 4: every new sample rate kept a separator with its own copy of the model
+    (about 45 MB for ``paper``) for good. The small version of ``benchmarks/page_load.py rates``:
+    10 rates through the page, RSS after the 4th (the cache full) and after the 10th."""
+    client, rss = Plain(server), {}
+    for n, rate in enumerate(range(8000, 8000 + 10 * 1103, 1103), 1):
+        song = clip(tmp_path / f"r{rate}.wav", seed=n, seconds=0.3, rate=rate)
+        kept, _, _ = client.call("keep", [client.upload(song)])
+        assert client.call("run", [kept, None, "paper", "wav"])[0] == f"Separated r{rate}.wav (0.3 s)."
+        if n in (4, 10):
+            rss[n] = server_rss(server)
+    print(f"RSS after 4 rates {rss[4] / 2**20:.0f} MB, after 10 {rss[10] / 2**20:.0f} MB")
+    assert rss[10] - rss[4] < 100 * 2**20  # 6 more separators of paper held 270 MB more before the cache was bounded
+    client.close()
+
+
 def fifty_uploads(server, clients, block: bytes, tag: int) -> tuple:
     """50 uploads of ``block``'s size, distinct by ``tag`` and number, the i-th from ``clients(i)``; their
     statuses and the disk's peak."""
