@@ -36,8 +36,8 @@ from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, ch
 from asteroid_unet.budget import MAX_CHANNELS, WorkBudget  # noqa: E402
 from asteroid_unet.errors import one_line  # noqa: E402
 from asteroid_unet.files import output_name, separate_file  # noqa: E402
-from asteroid_unet.guard import (IDLE_SECONDS, SESSION_QUOTA, DISK_QUOTA, SessionGuard, Sessions,  # noqa: E402
-                                 remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
+from asteroid_unet.guard import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, SessionGuard, Sessions,  # noqa: E402
+                                 megabytes, remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -266,10 +266,6 @@ def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub
 def hub_folder() -> Path:
     """Where the page keeps models it downloaded from the Hub (outside what Gradio serves)."""
     return Path(os.environ.get("ASTEROID_CACHE", Path.home() / ".cache" / "torch" / "asteroid")) / "asteroid-unet-page"
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 2**20:.3g} MB"
 
 
 _downloading = threading.Semaphore(1)
