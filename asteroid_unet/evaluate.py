@@ -29,6 +29,23 @@ REFERENCE_ROWS = ("MIX", "IRM")
 Scores = Dict[str, Dict[str, float]]  # target -> metric -> dB
 
 
+def museval_module():
+    """museval, imported; a one-line RuntimeError naming the fix when it cannot be: museval imports
+    musdb, whose stempeg refuses to import without ``ffmpeg`` and ``ffprobe`` on the PATH, whatever
+    the audio's format. Recipes call it before training, so that a missing piece stops them at once."""
+    try:
+        import museval
+    except ModuleNotFoundError as err:
+        raise RuntimeError(f"scoring needs museval ({err}): pip install '.[eval]' in the asteroid-unet folder"
+                           ) from None
+    except RuntimeError as err:  # stempeg's own check
+        if "ffmpeg" not in str(err):
+            raise
+        raise RuntimeError("scoring needs ffmpeg and ffprobe on the PATH (museval imports musdb and stempeg): "
+                           "install ffmpeg, e.g. sudo apt-get install ffmpeg") from None
+    return museval
+
+
 def bss_eval(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], rate: int,
              window_s: float = 1.0) -> Scores:
     """Median over windows of museval's SDR/SIR/SAR for each target.
@@ -39,8 +56,7 @@ def bss_eval(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
         rate: sample rate in Hz.
         window_s: window and hop in seconds. Default 1.
     """
-    import museval
-
+    museval = museval_module()
     names = list(references)
     if len(names) < 2:
         raise ValueError(f"museval needs at least 2 targets, got {names}")

@@ -15,6 +15,7 @@ so the same folder uploads as a model repo or as a Space.
 
 Command line::
 
+    python -m asteroid_unet.hub export --model paper --out hub --repo-id me/unet-paper   # a packaged model
     python -m asteroid_unet.hub export --model exp/best_model.pth --out exp/hub \\
         --results exp/eval/summary.json --config exp/conf.yaml --repo-id org/unet-musdb18
     python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18
@@ -30,7 +31,7 @@ import yaml
 
 from . import __version__
 from .evaluate import markdown_table
-from .weights import load_package
+from .weights import CheckpointError, load_package, locate
 
 MODEL_FILE = "pytorch_model.bin"
 HPARAMS_FILE = "hyperparams.yaml"
@@ -175,7 +176,7 @@ def write_speechbrain_files(out_dir) -> Path:
     conf = load_package(weights)
     args = conf["model_args"]
     lines = [
-        "# SpeechBrain interface of asteroid-unet (pip install asteroid-unet):",
+        "# SpeechBrain interface of asteroid-unet (the package that requirements.txt names):",
         "#   from asteroid_unet.speechbrain import UNetSeparator",
         "#   separator = UNetSeparator.from_hparams(source=<this repo or folder>, savedir=...)",
         f"# The weights are the Asteroid package {MODEL_FILE} next to this file.",
@@ -227,7 +228,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Export or upload an asteroid-unet model folder.")
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("export", help="write the Hub folder")
-    exp.add_argument("--model", required=True, help="Asteroid package (best_model.pth)")
+    exp.add_argument("--model", required=True,
+                     help="Asteroid package (best_model.pth), hub folder or packaged model name (paper, spleeter-2stems)")
     exp.add_argument("--out", required=True)
     exp.add_argument("--repo-id", required=True, help="org/name, used in the model card")
     exp.add_argument("--results", help="summary.json written by the evaluation")
@@ -244,12 +246,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         if args.command == "export":
             summary = json.loads(Path(args.results).read_text()) if args.results else None
-            out = export(args.model, args.out, args.repo_id, summary, args.config, args.dataset, args.license,
+            out = export(locate(args.model), args.out, args.repo_id, summary, args.config, args.dataset, args.license,
                          args.requirement)
             print(f"Exported {args.model} to {out}")
         else:
             print(upload_folder(args.folder, args.repo_id, private=args.private, space=args.space))
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, CheckpointError) as err:
         parser.exit(1, f"error: {err}\n")
 
 

@@ -1,6 +1,7 @@
 """UNet: the Jansson et al. (2017) singing-voice U-Net as an Asteroid model."""
 import contextlib
 import copy
+import importlib.metadata
 import itertools
 import math
 import warnings
@@ -174,8 +175,9 @@ class UNet(BaseEncoderMaskerDecoder):
         else:
             masker = UNetMaskNet(n_targets=len(targets) * channels, in_channels=channels, **masknet_args)
         super().__init__(Encoder(fb), masker, Decoder(fb))
-        # None: any channel count, each separated on its own; else the channels the model needs
-        self.in_channels = None if channels == 1 else channels
+        # Asteroid's check of the input's channel count: None, as forward_wav takes any (a stereo model
+        # separates a mono song as if both channels were the same; forward itself needs audio_channels)
+        self.in_channels = None
         self.audio_channels = channels
         self.framing, self.patch_norm, self.unet_per_target = str(framing), bool(patch_norm), bool(unet_per_target)
         self.mask_exponent, self.mask_extension = float(mask_exponent), str(mask_extension)
@@ -260,9 +262,11 @@ class UNet(BaseEncoderMaskerDecoder):
     # ----- Asteroid's separation API, through the package's separator -----
 
     def forward_wav(self, wav, *args, **settings) -> torch.Tensor:
-        """Stems of :func:`asteroid_unet.separate` for waveforms at ``sample_rate``, shaped as
-        ``forward``'s output; what Asteroid's ``separate`` functions call (their keyword arguments
-        reach the separator: ``wiener_iterations``, ``tta``, ...). Never changes the model."""
+        """Stems of :func:`asteroid_unet.separate` for waveforms at ``sample_rate``, any channel count;
+        what Asteroid's ``separate`` functions call (their keyword arguments reach the separator:
+        ``wiener_iterations``, ``tta``, ...). Mono inputs give ``forward``'s shapes; ``(batch,
+        channels, time)`` gives ``(batch, n_stems, time, channels)``, each stem as ``soundfile``
+        writes it (see :func:`~asteroid_unet.asteroid_api.separate_waveforms`). Never changes the model."""
         return separate_waveforms(self, wav, **settings)
 
     def separate(self, wav, output_dir=None, force_overwrite=False, resample=False, **kwargs):
@@ -446,11 +450,20 @@ class UNet(BaseEncoderMaskerDecoder):
         return cls.from_pretrained(init).float().train() if init else cls(**model_args)
 
     def serialize(self) -> dict:
-        """Asteroid's package dict, with plain types only so ``torch.load(weights_only=True)`` reads it."""
-        conf = super().serialize()
-        versions = conf["infos"]["software_versions"]
-        conf["infos"]["software_versions"] = {k: str(v) for k, v in versions.items()}
-        return conf
+        """Asteroid's package dict (the keys of ``BaseModel.serialize``), with plain types only so
+        ``torch.load(weights_only=True)`` reads it.
+
+        Asteroid's own ``serialize`` imports pytorch-lightning for its version number, and the
+        torchmetrics that Asteroid pins imports ``pkg_resources``, which setuptools 81 and later
+        no longer have; the version is read from the installed distribution instead.
+        """
+        from asteroid import __version__ as asteroid_version
+
+        versions = dict(torch_version=str(torch.__version__),
+                        pytorch_lightning_version=_installed_version("pytorch-lightning"),
+                        asteroid_version=str(asteroid_version))
+        return dict(model_name=type(self).__name__, state_dict=self.get_state_dict(),
+                    model_args=self.get_model_args(), infos=dict(software_versions=versions))
 
     def get_state_dict(self) -> dict:
         """The weights without derived buffers (the cross-fade, the STFT's filters and window)."""
@@ -462,6 +475,14 @@ class UNet(BaseEncoderMaskerDecoder):
             if _derived(key):
                 state_dict.setdefault(key, value)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``, without importing it; "not installed" if absent."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _derived(key: str) -> bool:

@@ -4,7 +4,7 @@ Every actor runs the file driver of the CLI (:func:`asteroid_unet.files.separate
 so the stems are the same bytes as ``asteroid-unet separate`` writes, and a bad file gives
 its one-line error while the others complete. Needs the ``[ray]`` extra::
 
-    pip install 'asteroid-unet[ray]'
+    pip install '.[ray]'                  # in the asteroid-unet folder
     python -m asteroid_unet.ray_separate /music -o separated --actors 8            # local Ray
     RAY_ADDRESS=auto python -m asteroid_unet.ray_separate /data/catalogue -o /data/stems --gpus-per-actor 1
 """

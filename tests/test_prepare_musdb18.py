@@ -63,9 +63,10 @@ def test_stem_mp4_release_is_decoded_once(tmp_path):
     stamp = vocals.stat().st_mtime_ns
     decode_stems(PREVIEW, tmp_path / "wav")
     assert vocals.stat().st_mtime_ns == stamp
-    # The two previews hold one train track: too few to hold one out for validation.
+    # The layout is detected (decoded, not "No tracks in .../train"); the two previews hold one train
+    # track: too few to hold one out for validation.
     with pytest.raises(ValueError, match="at least 2 train tracks"):
-        prepare_musdb18(PREVIEW, tmp_path / "save", is_wav=False)
+        prepare_musdb18(PREVIEW, tmp_path / "save")
 
 
 def test_extra_roots_add_pairs_and_instrumental_rows(tiny_musdb, tmp_path):

@@ -239,6 +239,33 @@ def test_init_fine_tunes_that_model_at_its_own_settings_and_resumes(recipe, tmp_
     assert json.loads((exp / "train_results.json").read_text())["epochs"] == 2
 
 
+def test_quick_fine_tuning_config_runs_its_stated_steps(recipe, tmp_path):
+    """run.sh --init FILE --config finetune_quick: exactly the 100 steps of batch 2 that
+    conf/finetune_quick.yaml states, a validation every 25, the decoders trained and everything
+    else (encoders, batch norm statistics) kept."""
+    import csv
+
+    from omegaconf import OmegaConf
+
+    tmp, _, _ = recipe
+    quick = OmegaConf.load(RECIPE / "conf" / "finetune_quick.yaml")
+    steps, per_epoch = int(quick.trainer.max_steps), int(quick.trainer.limit_train_batches)
+    init = tiny_stereo_model()
+    torch.save(init.serialize(), tmp_path / "init.pth")
+    exp = tmp / "exp-quick"
+    run_recipe(tmp, "--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth"),
+               "--config", "finetune_quick", overrides=["data.samples_per_track=30", f"data.batch_size={quick.data.batch_size}"])
+    results = json.loads((exp / "train_results.json").read_text())
+    assert (steps, per_epoch) == (100, 25) and results["global_step"] == steps
+    with open(next((exp / "logs").glob("version_*/metrics.csv"))) as f:
+        val_losses = [row["val_loss"] for row in csv.DictReader(f) if row.get("val_loss")]
+    assert len(val_losses) == steps // per_epoch
+    tuned = UNet.from_pretrained(str(exp / "best_model.pth"))
+    before, after = init.state_dict(), tuned.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(".decoder." in k or ".last." in k for k in moved), sorted(moved)
+
+
 def test_val_sdr_picks_the_checkpoint_and_ratio_loss_trains_the_decoders(recipe, tmp_path):
     """val_sdr=true: each epoch logs the validation tracks' median vocals SDR, the best checkpoint is the
     epoch with the highest, and it is the SDR of the exported model separated by the package; with

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 from asteroid import models as asteroid_models
@@ -31,6 +34,34 @@ def test_serialize_holds_plain_types_only(small_model):
     conf = small_model.serialize()
     assert _plain(conf)
     assert conf["model_name"] == "UNet"
+
+
+def test_serialize_and_load_need_neither_pytorch_lightning_nor_pkg_resources(tmp_path):
+    """Where setuptools has no ``pkg_resources`` (81 and later), Asteroid's own ``serialize`` fails
+    through pytorch-lightning's torchmetrics; ours imports neither, and keeps Asteroid's keys."""
+    code = """
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pkg_resources", "pytorch_lightning", "lightning", "torchmetrics"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Absent())
+import torch, asteroid_unet
+model = asteroid_unet.UNet(n_layers=4, first_channels=4, patch_frames=32, patch_hop=16, n_bins=128)
+conf = model.serialize()
+torch.save(conf, sys.argv[1])
+asteroid_unet.load_model(sys.argv[1])
+print(sorted(conf), sorted(conf["infos"]["software_versions"].items()))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.pth")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import asteroid
+    import importlib.metadata
+    versions = [("asteroid_version", asteroid.__version__),
+                ("pytorch_lightning_version", importlib.metadata.version("pytorch-lightning")),
+                ("torch_version", str(torch.__version__))]
+    assert out.stdout.strip() == f"{['infos', 'model_args', 'model_name', 'state_dict']} {versions}"
 
 
 def test_round_trip_identical_in_eval_mode(saved):

@@ -1,6 +1,6 @@
 """Stage 2: BSSEval v4 of a trained model on a MUSDB-layout root, against the MIX and IRM rows.
 
-Works on any MUSDB18 root (stems mp4 or wav), for example ``../shared/data/musdb-preview``.
+Works on any MUSDB18 root (stems mp4 or wav), for example ``/data/musdb18``.
 The reference is always the sum of the stems: vocals, and drums + bass + other as the
 accompaniment. Writes ``<out_dir>/tracks/<track>.json`` (per track, median over 1 s
 windows), ``summary.json`` and ``summary.md`` (median over tracks), and prints the table.

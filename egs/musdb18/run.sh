@@ -9,7 +9,7 @@
 #   ./run.sh --musdb_root /data/musdb18 --exp_dir exp/full   # real MUSDB18 (stems or HQ wav)
 #   ./run.sh --musdb_root /data/musdb18 --extra_roots "pairs:/data/mir-1k instrumental:/data/music"
 #   ./run.sh --stage 1 -- trainer.max_epochs=5 data.batch_size=16 model.n_layers=5
-#   ./run.sh --musdb_root /data/musdb18 --init spleeter-2stems -- data.batch_size=2   # fine-tune Spleeter's U-Net
+#   ./run.sh --musdb_root /data/musdb18 --init spleeter-2stems --config finetune_quick   # fine-tune Spleeter's U-Nets, 100 steps
 set -euo pipefail
 
 stage=0
@@ -22,12 +22,13 @@ duration=30            # synthetic set: seconds per song
 seed=0                 # synthetic set: seed (same seed, same audio)
 sample_rate=8192       # the model's rate (stage 0 resamples to it); with --init, the initial model's
 init=""                # fine-tune this model (a name such as spleeter-2stems, a file or a Hub id) at its own settings
+config=config          # training config in conf/: config (the paper's training) or finetune_quick (with --init)
 data_dir=data
 exp_dir=exp/unet
 eval_root=""           # stage 2 root; default: the training root's test subset
 repo_id=asteroid-unet/unet-musdb18
 license=cc-by-nc-sa-4.0
-python=${PYTHON:-python}
+python=${PYTHON:-}      # the Python with asteroid-unet[train]; default: the active venv's, else the clone's .venv, else python3
 
 options() { sed -n '/^stage=0/,/^python=/p' "$0"; }
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo "Options (default):"; options | sed 's/^/  --/'; }
@@ -47,6 +48,14 @@ done
 overrides=("$@")
 
 caller_dir=$PWD
+recipe_dir=$(cd "$(dirname "$0")" && pwd)
+if [[ -z $python ]]; then
+  if [[ -n ${VIRTUAL_ENV:-} ]]; then python=$VIRTUAL_ENV/bin/python
+  elif [[ -x $recipe_dir/../../.venv/bin/python ]]; then python=$recipe_dir/../../.venv/bin/python
+  else python=python3; fi
+fi
+command -v "$python" >/dev/null || { echo "run.sh: no Python at $python: pass --python VENV/bin/python" >&2; exit 1; }
+"$python" "$recipe_dir/local/check_env.py" "$stage" "$stop_stage" || exit 1
 if [[ -n $init ]]; then
   [[ ! -e $init || $init == /* ]] || init=$caller_dir/$init
   sample_rate=$($python -c 'import sys; from asteroid_unet import load_model; print(int(load_model(sys.argv[1]).sample_rate))' "$init")
@@ -89,7 +98,8 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   echo "Stage 1: train -> $exp_dir"
   init_arg=()
   [[ -z $init ]] || init_arg=("init='$init'")
-  $python train.py exp_dir="$exp_dir" data.root="$prepared" model.sample_rate="$sample_rate" "${init_arg[@]}" "${overrides[@]}"
+  $python train.py --config-name "$config" exp_dir="$exp_dir" data.root="$prepared" model.sample_rate="$sample_rate" \
+    "${init_arg[@]}" "${overrides[@]}"
 fi
 
 if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then

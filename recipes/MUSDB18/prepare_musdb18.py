@@ -39,7 +39,7 @@ COLUMNS = ("ID", "duration", "sample_rate", "frames", "channels") + STEMS
 def prepare_musdb18(
     data_folder,
     save_folder,
-    is_wav=True,
+    is_wav=None,
     valid_fraction=0.14,
     skip_prep=False,
     extra_roots=(),
@@ -51,8 +51,9 @@ def prepare_musdb18(
     Args:
         data_folder (str): the MUSDB18 root (holds ``train/`` and ``test/``).
         save_folder (str): where the manifests (and decoded stems) go.
-        is_wav (bool): wav layout if True, ``.stem.mp4`` files if False. Default
-            True.
+        is_wav (bool): wav layout if True, ``.stem.mp4`` files if False; None
+            detects it (``.stem.mp4`` files in ``train/`` or ``test/``).
+            Default None.
         valid_fraction (float): share of train tracks held out when musdb's
             official validation tracks are absent. Default 0.14 (14 of 100, as
             musdb).
@@ -70,8 +71,11 @@ def prepare_musdb18(
     if skip_prep:
         return
     save_folder = Path(save_folder)
+    root = Path(data_folder)
+    if is_wav is None:
+        is_wav = not any(any((root / s).glob("*.stem.mp4")) for s in SUBSETS)
     options = dict(
-        data_folder=str(Path(data_folder).resolve()),
+        data_folder=str(root.resolve()),
         is_wav=bool(is_wav),
         valid_fraction=valid_fraction,
         extra_roots=[str(r) for r in extra_roots],
@@ -83,7 +87,6 @@ def prepare_musdb18(
         and _read_json(options_file) == options
     ):
         return
-    root = Path(data_folder)
     missing = [s for s in SUBSETS if not (root / s).is_dir()]
     if missing:
         raise FileNotFoundError(

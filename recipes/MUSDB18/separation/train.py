@@ -11,9 +11,9 @@ own rate and full band with ``asteroid_unet.separate`` (the user API), and
 scores it with museval (BSSEval v4, 1 s windows) through
 ``asteroid_unet.evaluate``, next to the MIX floor and IRM ceiling.
 
-To run it:
+To run it (the .stem.mp4 release and the wav layout are both detected):
 > python train.py hparams/unet.yaml --data_folder=/path/to/musdb18hq
-> python train.py hparams/unet.yaml --is_wav=False --data_folder=/data/musdb18
+> python train.py hparams/unet.yaml --data_folder=/path/to/musdb18
 
 Authors
  * asteroid-unet contributors 2026
@@ -24,19 +24,30 @@ import math
 import os
 import sys
 
-import numpy as np
-import speechbrain as sb
-import torch
-from asteroid_unet import UNet, evaluate, hub
-from asteroid_unet.model import batch_norm_eval
-from asteroid_unet.parallel import ordered_map
-from asteroid_unet.separator import stem_names
-from hyperpyyaml import load_hyperpyyaml
-from scipy.signal import resample_poly
-from speechbrain.dataio.dataio import read_audio
-from speechbrain.utils.distributed import ddp_init_group, get_rank, run_on_main
-from speechbrain.utils.logger import get_logger
-from torch.nn.parallel import DistributedDataParallel
+try:
+    import numpy as np
+    import speechbrain as sb
+    import torch
+    from asteroid_unet import UNet, evaluate, hub
+    from asteroid_unet.model import batch_norm_eval
+    from asteroid_unet.parallel import ordered_map
+    from asteroid_unet.separator import stem_names
+    from hyperpyyaml import load_hyperpyyaml
+    from scipy.signal import resample_poly
+    from speechbrain.dataio.dataio import read_audio
+    from speechbrain.utils.distributed import (
+        ddp_init_group,
+        get_rank,
+        run_on_main,
+    )
+    from speechbrain.utils.logger import get_logger
+    from torch.nn.parallel import DistributedDataParallel
+except ModuleNotFoundError as err:
+    sys.exit(
+        f"train.py: {err} in {sys.executable}: install the recipe's packages "
+        "with pip install '.[speechbrain]' from the asteroid-unet folder, "
+        "or run train.py with the Python of the venv that has them"
+    )
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from prepare_musdb18 import STEMS, prepare_musdb18  # noqa: E402
@@ -377,23 +388,31 @@ if __name__ == "__main__":
     if get_rank():
         torch.manual_seed(int(hparams["seed"]) + int(get_rank()))
 
+    try:  # the test tracks are scored at the end: stop now, not after training
+        evaluate.museval_module()
+    except RuntimeError as err:
+        sys.exit(f"train.py: {err}")
+
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    run_on_main(
-        prepare_musdb18,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["save_folder"],
-            "is_wav": hparams["is_wav"],
-            "valid_fraction": hparams["valid_fraction"],
-            "skip_prep": hparams["skip_prep"],
-            "extra_roots": hparams["extra_roots"],
-            "instrumental_exclude": hparams["instrumental_exclude"],
-        },
-    )
+    try:
+        run_on_main(
+            prepare_musdb18,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["save_folder"],
+                "is_wav": hparams["is_wav"],
+                "valid_fraction": hparams["valid_fraction"],
+                "skip_prep": hparams["skip_prep"],
+                "extra_roots": hparams["extra_roots"],
+                "instrumental_exclude": hparams["instrumental_exclude"],
+            },
+        )
+    except (OSError, ValueError) as err:  # not a MUSDB18 root, no tracks
+        sys.exit(f"train.py: {err}")
     datasets = dataio_prep(hparams)
 
     separator = Separation(
