@@ -7,12 +7,9 @@ which it then serves by default.
 Separation goes through :func:`asteroid_unet.separate.separate_file`, as on the command line:
 full band, at the input's rate and channel count, in chunks.
 
-The page is built to face the public. Each visitor's files live in a folder named by a secret the
-server draws (:mod:`secrets`) and keeps in its own registry; nothing a client sends names, selects
-or deletes a folder, and a job never writes into another job's folder. A visitor's folder goes when
-the last heartbeat connection of its session closes (or, for API clients that never open one, when
-it has been idle), so presenting someone else's session id deletes or replaces nothing of theirs.
-Limits (length, channels, upload size, Hub model size) are checked before any decoding or download.
+The page is built to face the public; :mod:`asteroid_unet.guard` holds its rules of who owns what
+(session ids bound to an owner cookie, secret per-visitor folders, disk quotas). Limits (length,
+work budget, upload size, Hub model size, disk room) are checked before any decoding or download.
 """
 import argparse
 import functools
@@ -36,22 +33,22 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # Absolute imports: this file also runs on its own, as a Space's app.py.
 from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, check_file, decode_to_wav,  # noqa: E402
                                  probe)
+from asteroid_unet.budget import MAX_CHANNELS, WorkBudget  # noqa: E402
 from asteroid_unet.errors import one_line  # noqa: E402
 from asteroid_unet.files import output_name, separate_file  # noqa: E402
+from asteroid_unet.guard import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, SessionGuard, Sessions,  # noqa: E402
+                                 megabytes, remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
 
 log = logging.getLogger("asteroid_unet.app")
 SPACE_WEIGHTS = Path(__file__).with_name("pytorch_model.bin")  # a Space's own weights, beside its app.py
+STARTED = time.time()  # what the upload folder held before this is a previous run's
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")  # org/name[@revision]
 PUBLIC_MAX_SECONDS = 600.0  # the longest song on a Space or a non-loopback --host, unless --max-seconds says otherwise
-MAX_CHANNELS = 8  # with a length limit: more channels are refused before decoding
 DECODE_MARGIN_SECONDS = 5.0  # a file ffmpeg must decode is cut at the limit plus this, whatever its header says
 UPLOAD_BYTES_PER_SECOND = 96000 * 2 * 4  # float stereo at 96 kHz: the upload cap is the limit times this, plus 1 MiB
-IDLE_SECONDS = 300.0  # a session that never opened a heartbeat (an API client) is deleted this long after its last call
-STRAY_SECONDS = 3600.0  # Gradio's copy of an upload no event took goes after this (a queued event may take it late)
-MAX_AGE_SECONDS = 86400.0  # any visitor folder is deleted at this age, even with its heartbeat still open
 RUN_CONCURRENCY = 4  # jobs checking files or loading models at once; separation itself runs one at a time
 HUB_MAX_BYTES = 200 * 2**20  # the largest Hub pytorch_model.bin the page downloads (with --hub)
 HUB_TIMEOUT = 10.0  # seconds per Hub request; no retries
@@ -60,7 +57,6 @@ GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by t
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")
-HEARTBEAT_PATH = re.compile(r"/gradio_api/heartbeat/([^/]+)/?$")
 
 
 def packaged_models() -> Dict[str, Optional[str]]:
@@ -107,184 +103,15 @@ class Result(NamedTuple):
     spectrograms: Dict[str, Path]
 
 
-class Visitor:
-    """One session's server-side state: its secret folder, the songs it uploaded, its job."""
-
-    def __init__(self, root: Path):
-        self.folder = root / secrets.token_urlsafe(16)
-        self.uploads: set = set()
-        self.busy = False
-        self.born = self.touched = time.monotonic()
+def page_budget(max_seconds: Optional[float]) -> Optional[WorkBudget]:
+    """The page's work budget for a length limit: that long in stereo (None: no limit, no budget)."""
+    return None if max_seconds is None else WorkBudget(2 * max_seconds)
 
 
-class Sessions:
-    """Visitors' folders, their uploads, their running job, and when their files go.
-
-    Every folder is named by the server (:func:`secrets.token_urlsafe`): a visitor's folder holds
-    one sub-folder per upload and per job, so no job ever overwrites files of another. A visitor's
-    folder is deleted when the last heartbeat connection of its session closes (while a job runs,
-    when it ends), or by :meth:`sweep`: idle sessions that never connected one, and any folder
-    older than ``max_age``.
-
-    Args:
-        root: where visitor folders go.
-        idle_seconds: a session that never opened a heartbeat goes this long after its last call.
-        max_age: seconds after which a visitor's folder goes whatever its connections.
-    """
-
-    def __init__(self, root: Path, idle_seconds: float = IDLE_SECONDS, max_age: float = MAX_AGE_SECONDS):
-        self.root = Path(root)
-        self.idle_seconds = idle_seconds
-        self.max_age = max_age
-        self._lock = threading.Lock()
-        self._visitors: Dict[str, Visitor] = {}
-        self._beats: Dict[str, int] = {}  # open heartbeat connections per session id
-        self._connected: set = set()  # session ids that ever opened one
-
-    def _visitor(self, session: str) -> Visitor:
-        """The session's state, made on first use (call with the lock held)."""
-        visitor = self._visitors.get(session)
-        if visitor is None:
-            visitor = self._visitors[session] = Visitor(self.root)
-        visitor.touched = time.monotonic()
-        return visitor
-
-    def folder(self, session: str) -> Path:
-        """The session's folder (a server secret; the session id appears nowhere in it)."""
-        with self._lock:
-            return self._visitor(session).folder
-
-    def keep(self, session: str, upload: Path) -> Path:
-        """Move a song Gradio received into a new folder of the session's; returns its new path.
-
-        The caller vouches that ``upload`` is a file Gradio's upload route wrote (not a path a
-        request merely names): only then may it be moved away.
-        """
-        upload = Path(upload)
-        with self._lock:
-            visitor = self._visitor(session)
-            kept = visitor.folder / secrets.token_urlsafe(8) / upload.name
-        kept.parent.mkdir(parents=True)
-        try:
-            shutil.move(upload, kept)
-        except OSError:  # another upload of the same bytes took it first
-            shutil.rmtree(kept.parent, ignore_errors=True)
-            raise ValueError("the upload is gone: upload the song again") from None
-        remove_empty(upload.parent)  # Gradio's per-upload folder
-        with self._lock:
-            self._visitor(session).uploads.add(kept)
-        return kept
-
-    def owns(self, session: str, path) -> bool:
-        """Whether ``path`` is a song this session uploaded (and the page kept)."""
-        with self._lock:
-            visitor = self._visitors.get(session)
-            return visitor is not None and Path(path) in visitor.uploads
-
-    def job_folder(self, session: str) -> Path:
-        """A new, empty-to-be folder for one job of the session."""
-        with self._lock:
-            return self._visitor(session).folder / secrets.token_urlsafe(8)
-
-    def begin(self, session: str) -> bool:
-        """Mark ``session`` busy; False when a job of it is still running."""
-        with self._lock:
-            visitor = self._visitor(session)
-            if visitor.busy:
-                return False
-            visitor.busy = True
-            return True
-
-    def end(self, session: str) -> None:
-        with self._lock:
-            visitor = self._visitors.get(session)
-            if visitor is not None:
-                visitor.busy = False
-                visitor.touched = time.monotonic()
-        self.release(session)
-
-    def heartbeat(self, session: str, change: int) -> None:
-        """A heartbeat connection of ``session`` opened (+1) or closed (-1)."""
-        with self._lock:
-            open_now = self._beats.get(session, 0) + change
-            if open_now > 0:
-                self._beats[session] = open_now
-                self._connected.add(session)
-            else:
-                self._beats.pop(session, None)
-        if open_now <= 0:
-            self.release(session)
-
-    def release(self, session: str) -> None:
-        """Delete the session's files if it had a heartbeat, has none open now, and runs no job."""
-        with self._lock:
-            visitor = self._visitors.get(session)
-            if (visitor is None or visitor.busy or self._beats.get(session, 0) > 0
-                    or session not in self._connected):
-                return
-        self.close(session)
-
-    def close(self, session: str) -> None:
-        """Delete the session's folder (its uploads, stems and pictures) and forget it."""
-        with self._lock:
-            visitor = self._visitors.pop(session, None)
-            self._connected.discard(session)
-        if visitor is not None:
-            shutil.rmtree(visitor.folder, ignore_errors=True)
-
-    def sweep(self) -> None:
-        """Delete what no open session will use: idle sessions that never connected a heartbeat,
-        folders older than ``max_age``, and folders under ``root`` that no session owns."""
-        now = time.monotonic()
-        with self._lock:
-            doomed = [s for s, v in self._visitors.items() if not v.busy and (
-                now - v.born > self.max_age
-                or (s not in self._connected and now - v.touched > self.idle_seconds)
-                or (s in self._connected and not self._beats.get(s)))]
-        for session in doomed:
-            self.close(session)
-        with self._lock:
-            owned = {v.folder.name for v in self._visitors.values()}
-        for entry in self.root.glob("*"):
-            if entry.name not in owned and time.time() - entry.stat().st_mtime > self.idle_seconds:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-
-
-def remove_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:  # not empty, or gone
-        pass
-
-
-class HeartbeatWatch:
-    """ASGI middleware: tells :class:`Sessions` when a session's heartbeat connections open and close.
-
-    Gradio runs a page's unload event whenever *any* heartbeat connection of a session id closes,
-    and anyone can open one under any id; the count of those still open says whether the tab is.
-    """
-
-    def __init__(self, app, sessions: Sessions):
-        self.app = app
-        self.sessions = sessions
-
-    async def __call__(self, scope, receive, send):
-        found = HEARTBEAT_PATH.search(scope.get("path", "")) if scope["type"] == "http" else None
-        if found is None:
-            return await self.app(scope, receive, send)
-        import anyio
-
-        session = found.group(1)
-        self.sessions.heartbeat(session, +1)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.sessions.heartbeat, session, -1)
-
-
-def refuse_if_too_long(seconds: float, channels: int, max_seconds: Optional[float], cut: bool = False) -> None:
-    """ValueError, with the page's one-line reason, for a song over the limits (None: no limits)."""
+def refuse_over_limits(seconds: float, channels: int, rate: int, max_seconds: Optional[float],
+                       cut: bool = False) -> None:
+    """ValueError, with the page's one-line reason, for a song over the limits (None: no limits):
+    its length, its channels, then the work budget (:func:`page_budget`: rate, seconds x channels)."""
     if max_seconds is None:
         return
     if seconds > max_seconds:
@@ -292,23 +119,29 @@ def refuse_if_too_long(seconds: float, channels: int, max_seconds: Optional[floa
         raise ValueError(f"{length}; this page accepts songs up to {max_seconds:g} s")
     if channels > MAX_CHANNELS:
         raise ValueError(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
+    page_budget(max_seconds).check(seconds, channels, rate)
 
 
 def bounded_source(song: Path, work: Path, max_seconds: Optional[float]) -> Path:
     """The file to separate, checked against the limits before any decoding.
 
-    Its header gives the length and channels (soundfile or ffprobe). A file soundfile reads is
-    used in place: reading stops at the length its header gives. Any other file is decoded by
+    Its header gives the length, channels and rate (soundfile or ffprobe). A file soundfile reads
+    is used in place: reading stops at the length its header gives. Any other file is decoded by
     ffmpeg into ``work``, cut at the limit plus a margin, so a header that lies costs no more.
     """
     check_file(song)
     info = probe(song)
     if info is not None:
-        refuse_if_too_long(info.seconds, info.channels, max_seconds)
+        refuse_over_limits(info.seconds, info.channels, info.sample_rate, max_seconds)
         if info.soundfile:
             return song
     cut = None if max_seconds is None else max_seconds + DECODE_MARGIN_SECONDS
     return decode_to_wav(song, work / ".input" / f"{output_name(song)}.wav", cut)
+
+
+def disk_needed(frames: int, channels: int) -> int:
+    """Bytes a job may write for a song: two float stems, their zip, a 16-bit copy of the mix, pictures."""
+    return frames * channels * (4 * 2 * 2 + 2) + 2**20
 
 
 def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: Sessions,
@@ -341,7 +174,8 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         source = bounded_source(song, work, max_seconds)
         with AudioReader(source) as reader:
             seconds = reader.frames / max(reader.sample_rate, 1)
-            refuse_if_too_long(seconds, reader.channels, max_seconds, cut=source != song)
+            refuse_over_limits(seconds, reader.channels, reader.sample_rate, max_seconds, cut=source != song)
+            sessions.make_room(session, disk_needed(reader.frames, reader.channels))
             mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
         progress(0, desc="loading the model")
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
@@ -360,6 +194,25 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
     finally:
         sessions.end(session)
+        return_freed_memory()
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def return_freed_memory() -> None:
+    """Give the memory a job freed back to the system: glibc keeps it in its per-thread arenas
+    otherwise, and the page's jobs run on many threads, so its RSS only grew. No-op without glibc."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def copy_as_flac(reader: AudioReader, path: Path, block: int = 1 << 20) -> Path:
@@ -413,10 +266,6 @@ def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub
 def hub_folder() -> Path:
     """Where the page keeps models it downloaded from the Hub (outside what Gradio serves)."""
     return Path(os.environ.get("ASTEROID_CACHE", Path.home() / ".cache" / "torch" / "asteroid")) / "asteroid-unet-page"
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 2**20:.3g} MB"
 
 
 _downloading = threading.Semaphore(1)
@@ -507,7 +356,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    sessions = sessions or Sessions(work_root or Path(get_upload_folder()) / "asteroid-unet")
+    sessions = sessions or Sessions(work_root or Path(get_upload_folder()) / "asteroid-unet", Path(get_upload_folder()))
     choices = model_choices(model)
     limit = f" up to {max_seconds / 60:g} min" if max_seconds else ""
     slot = threading.Semaphore(1)
@@ -537,7 +386,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
                 and any(os.path.realpath(p) == real for p in list(page.upload_file_set)))
 
     def keep(path, request: gr.Request):
-        """Move a new upload or recording into the session's folder; the newest song wins."""
+        """Copy a new upload or recording into the session's folder; the newest song wins."""
         if not path:
             return None, None, ""
         if not uploaded_by_gradio(path):
@@ -550,8 +399,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
 
     def unloaded(request: gr.Request):
         # Registering an unload event makes the page open Gradio's heartbeat. Files go when the
-        # session's last heartbeat closes (HeartbeatWatch), not on this event: it fires when any
-        # connection under the session id closes, including one a stranger opened.
+        # owner's last heartbeat closes (guard.SessionGuard counts only those).
         sessions.release(request.session_hash)
 
     with gr.Blocks(title="asteroid-unet: vocals and accompaniment", analytics_enabled=False,
@@ -589,32 +437,6 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
     return page
 
 
-def sweep_strays(uploads: set, older_than: float) -> None:
-    """Delete Gradio's copies of uploads no event took (``uploads``: Gradio's record of its upload
-    route's files), once older than ``older_than`` seconds, with their folders when empty."""
-    for path in list(uploads):
-        try:
-            if time.time() - os.stat(path).st_mtime > older_than:
-                os.unlink(path)
-                uploads.discard(path)
-                remove_empty(Path(path).parent)
-        except FileNotFoundError:
-            uploads.discard(path)
-
-
-def sweep_empty_temp_files(folder: Path, older_than: float) -> None:
-    """Delete the empty ``tmp*`` files Gradio's upload parser leaves in ``folder`` (one per upload
-    through ``gradio_client``), once older than ``older_than`` seconds (an upload still arriving
-    has data in its file by then)."""
-    for path in folder.glob("tmp*"):
-        try:
-            stat = path.lstat()
-            if path.is_file() and stat.st_size == 0 and time.time() - stat.st_mtime > older_than:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-
-
 def sweep_forever(page, every: float) -> None:
     """Every ``every`` seconds: :meth:`Sessions.sweep`, :func:`sweep_strays`, :func:`sweep_empty_temp_files`."""
     from gradio.utils import get_upload_folder
@@ -623,24 +445,28 @@ def sweep_forever(page, every: float) -> None:
         time.sleep(every)
         try:
             page.sessions.sweep()
-            sweep_strays(page.upload_file_set, STRAY_SECONDS)
+            sweep_strays(page.upload_file_set, page.sessions)
             sweep_empty_temp_files(Path(get_upload_folder()), page.sessions.idle_seconds)
         except Exception:  # a sweep must never stop the next one
             log.warning("sweep failed", exc_info=True)
 
 
 def launch(page, host: str = "127.0.0.1", port: int = 7860, max_seconds: Optional[float] = None, **kwargs):
-    """Start ``page`` (from :func:`build_app`): the heartbeat watch, the sweeper, the upload cap."""
+    """Start ``page`` (from :func:`build_app`): the session guard, the sweeper, the upload cap.
+
+    What the upload folder held before this process started (a previous run's uploads and
+    visitor folders, which no session of this run owns) is deleted first.
+    """
     from starlette.middleware import Middleware
 
     sessions = page.sessions
-    shutil.rmtree(sessions.root, ignore_errors=True)  # a previous run's folders: no session owns them now
+    sweep_before(sessions, STARTED)
     every = max(1.0, min(60.0, sessions.idle_seconds / 5))
     threading.Thread(target=sweep_forever, args=(page, every), name="asteroid-unet-sweep", daemon=True).start()
     return page.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, ssr_mode=False, show_error=False, footer_links=[],
         max_file_size=upload_limit(max_seconds),
-        app_kwargs={"middleware": [Middleware(HeartbeatWatch, sessions=sessions)]}, **kwargs)
+        app_kwargs={"middleware": [Middleware(SessionGuard, sessions=sessions)]}, **kwargs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -662,6 +488,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS,
                         help="a session with no open tab (an API client) is deleted this long after its last "
                              "call; sweeps run every fifth of it, at most every minute (default: %(default)g)")
+    parser.add_argument("--session-quota", type=float, default=SESSION_QUOTA / 2**20, metavar="MB",
+                        help="disk one visitor's uploads, stems and pictures may take (default: %(default)g)")
+    parser.add_argument("--disk-quota", type=float, default=DISK_QUOTA / 2**20, metavar="MB",
+                        help="disk the Gradio upload folder may take, every visitor together (default: %(default)g)")
     return parser
 
 
@@ -684,7 +514,9 @@ def serve(args: argparse.Namespace) -> None:
     from gradio.utils import get_upload_folder
 
     max_seconds = max_seconds_for(args)
-    sessions = Sessions(Path(get_upload_folder()) / "asteroid-unet", idle_seconds=args.idle_seconds)
+    uploads = Path(get_upload_folder())
+    sessions = Sessions(uploads / "asteroid-unet", uploads, idle_seconds=args.idle_seconds,
+                        session_quota=int(args.session_quota * 2**20), disk_quota=int(args.disk_quota * 2**20))
     page = build_app(args.model, max_seconds, hub=args.hub, device=args.device, sessions=sessions)
     launch(page, args.host, args.port, max_seconds)
 

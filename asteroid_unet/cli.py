@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from .audio import OUTPUT_FORMATS
+from .budget import MAX_CHANNELS, MAX_RATE, WorkBudget
 from .catalogue import separate_files
 from .errors import CheckpointError, load_failure, one_line
 from .files import expand_inputs
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--tta", action=argparse.BooleanOptionalAction, default=TTA,
                      help="average a stereo model's outputs with those of the channel-swapped song "
                           "(about twice the network time; default: %(default)s)")
+    sep.add_argument("--max-work", type=float, default=None, metavar="CHANNEL_SECONDS",
+                     help=f"refuse, before decoding, a song longer than this many seconds x channels (1200: "
+                          f"20 min of mono, 10 of stereo), over {MAX_RATE} Hz or over {MAX_CHANNELS} channels "
+                          f"(default: no bound)")
     sep.add_argument("--jobs", type=int, default=1, help="files separated at once, one worker process each (default: 1)")
     sep.add_argument("--batch-files", type=int, default=None,
                      help="songs separated together, their patches in shared network passes "
@@ -99,6 +104,9 @@ def run_separate(args: argparse.Namespace) -> int:
     if (args.batch_files or 1) > 1 and args.jobs > 1:
         print("asteroid-unet: error: use --batch-files or --jobs, not both", file=sys.stderr)
         return 2
+    if args.max_work is not None and args.max_work <= 0:
+        print(f"asteroid-unet: error: --max-work must be positive, got {args.max_work:g}", file=sys.stderr)
+        return 2
     batch_files = args.batch_files or (8 if args.device == "cuda" and args.jobs == 1 else 1)
     try:  # once, for every file and every worker: a bad --model is one error, not one per file
         model = resolve_model(args.model)
@@ -110,7 +118,7 @@ def run_separate(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
                    precision=args.precision, full_band=not args.band_limited, wiener_iterations=args.wiener,
-                   tta=args.tta)
+                   tta=args.tta, budget=WorkBudget(args.max_work) if args.max_work else None)
     results = separate_files(paths, args.outdir, model, args.jobs, args.debug, batch_files, progress=True, **options)
     failures, done = 0, 0
     try:

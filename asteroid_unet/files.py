@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
+from .budget import WorkBudget
 from .errors import one_line
 from .separator import SongPass, separator_for, stem_names
 
@@ -135,14 +136,19 @@ def gpu_patches_per_pass(model) -> int:
 class _Song:
     """One open input: its reader, stem output, pass through its rate's separator, and next chunk."""
 
-    def __init__(self, index: int, path: Path, outdir, model, fmt: Optional[str], force: bool, settings: dict):
+    def __init__(self, index: int, path: Path, outdir, model, fmt: Optional[str], force: bool, settings: dict,
+                 budget: Optional[WorkBudget] = None):
         self.index, self.path = index, path
         fmt = output_format(path, fmt)
         targets = stem_targets(path, outdir, stem_names(model), fmt, force)
+        if budget is not None:
+            budget.check_file(path)  # from the header, before decoding
         self.reader = AudioReader(path)
         try:
             if self.reader.frames == 0:
                 raise AudioError("no samples in file")
+            if budget is not None:  # a header without a length: checked once decoded
+                budget.check(self.seconds, self.reader.channels, self.reader.sample_rate)
             self.separator = separator_for(model, self.reader.sample_rate, **settings)
             self.song_pass = SongPass(self.separator, self.reader.read, self.reader.frames)
             self.output = SongOutput(targets, self.reader.sample_rate, self.reader.channels, fmt)
@@ -225,12 +231,14 @@ def drive(
     force: bool = False,
     progress: bool = False,
     shared_passes: Optional[bool] = None,
+    budget: Optional[WorkBudget] = None,
     **settings,
 ) -> Iterator[Outcome]:
     """Yield the :class:`Outcome` of every input, in input order, with up to ``batch_files`` songs in
     step; ``settings`` are the :class:`~asteroid_unet.separator.Separator`'s (``device``, ``chunk_seconds``,
-    ``precision``, ``full_band``, ``wiener_iterations``, ``tta``). An interrupt, or a caller that stops
-    early, leaves no partial stem."""
+    ``precision``, ``full_band``, ``wiener_iterations``, ``tta``). A song over ``budget`` (a
+    :class:`~asteroid_unet.budget.WorkBudget`, None: none) fails with its one line before it is
+    decoded. An interrupt, or a caller that stops early, leaves no partial stem."""
     device = settings.get("device")
     if shared_passes is None:
         shared_passes = torch.device(device or next(model.parameters()).device).type != "cpu"
@@ -247,7 +255,7 @@ def drive(
                 while len(songs) < max(1, batch_files) and (item := next(waiting, None)) is not None:
                     index, path = item
                     try:
-                        song = _Song(index, path, outdir, model, fmt, force, settings)
+                        song = _Song(index, path, outdir, model, fmt, force, settings, budget)
                     except Exception as err:
                         outcomes[index] = Outcome(path, None, err, err)
                         continue
@@ -288,8 +296,8 @@ def separate_files(
         model (UNet): the loaded model.
         batch_files (int): songs advanced together. Default 1.
         debug (bool): a failed file's result keeps the traceback text.
-        options: ``fmt``, ``force``, ``progress``, ``shared_passes`` and the separator settings, as in
-            :func:`drive`.
+        options: ``fmt``, ``force``, ``progress``, ``shared_passes``, ``budget`` and the separator
+            settings, as in :func:`drive`.
     """
     paths = [Path(p) for p in paths]
     folders = {i for i, p in enumerate(paths) if p.is_dir()}
@@ -309,7 +317,8 @@ def separate_files(
 
 
 def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: Optional[str] = None,
-                  force: bool = False, progress: bool = False, **settings) -> Dict[str, Path]:
+                  force: bool = False, progress: bool = False, budget: Optional[WorkBudget] = None,
+                  **settings) -> Dict[str, Path]:
     """Separate one audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 
     Reads and writes chunk by chunk (bounded memory); each stem is written to a temporary
@@ -324,6 +333,7 @@ def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: 
             them, else wav.
         force (bool): overwrite existing stems.
         progress (bool): a progress bar in seconds of audio.
+        budget (WorkBudget): refuse a song over it before decoding (None: no bound).
         settings: the :class:`~asteroid_unet.separator.Separator`'s ``device``, ``chunk_seconds``,
             ``precision``, ``full_band``, ``wiener_iterations``, ``tta``.
 
@@ -331,9 +341,9 @@ def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: 
         dict stem name -> written path.
 
     Raises:
-        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
+        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, over ``budget``.
     """
-    (outcome,) = drive([Path(path)], outdir, model, 1, fmt, force, progress, **settings)
+    (outcome,) = drive([Path(path)], outdir, model, 1, fmt, force, progress, budget=budget, **settings)
     if outcome.error is not None:
         raise outcome.error
     return outcome.stems

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from . import files
+from .budget import WorkBudget
 from .model import UNet, load_model
 from .separator import CHUNK_SECONDS, TTA, WIENER_ITERATIONS, separator_for
 
@@ -29,6 +30,7 @@ def separate(
     full_band: bool = True,
     wiener_iterations: int = WIENER_ITERATIONS,
     tta: bool = TTA,
+    budget: Optional[WorkBudget] = None,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
 
@@ -39,11 +41,18 @@ def separate(
             repo id, or None for the default model.
         device, chunk_seconds, precision, full_band, wiener_iterations, tta: see
             :class:`~asteroid_unet.separator.Separator`.
+        budget: a :class:`~asteroid_unet.budget.WorkBudget` the waveform must fit (None: no bound).
 
     Returns:
         dict ``{"vocals": ..., "accompaniment": ...}`` of tensors shaped like ``waveform``,
         at ``sample_rate``; full band, they sum to the input.
+
+    Raises:
+        AudioError: a waveform over ``budget``.
     """
+    if budget is not None:
+        shape = tuple(waveform.shape)
+        budget.check(shape[-1] / sample_rate, shape[0] if len(shape) > 1 else 1, sample_rate)
     separator = separator_for(resolve_model(model), sample_rate, chunk_seconds=chunk_seconds, device=device,
                               precision=precision, full_band=full_band, wiener_iterations=wiener_iterations, tta=tta)
     return separator.separate(waveform)
@@ -62,6 +71,7 @@ def separate_file(
     full_band: bool = True,
     wiener_iterations: int = WIENER_ITERATIONS,
     tta: bool = TTA,
+    budget: Optional[WorkBudget] = None,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count
     (:func:`asteroid_unet.files.separate_file`, with the model given as in :func:`separate`).
@@ -70,9 +80,10 @@ def separate_file(
         dict stem name -> written path.
 
     Raises:
-        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples.
+        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, a song
+            over ``budget`` (a :class:`~asteroid_unet.budget.WorkBudget`, checked before decoding).
         CheckpointError: a model that cannot be loaded.
     """
     return files.separate_file(path, outdir, resolve_model(model), fmt, force, progress, device=device,
                                chunk_seconds=chunk_seconds, precision=precision, full_band=full_band,
-                               wiener_iterations=wiener_iterations, tta=tta)
+                               wiener_iterations=wiener_iterations, tta=tta, budget=budget)

@@ -1,4 +1,6 @@
 """The web page's functions, called directly (the browser test drives the page itself)."""
+import json
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -9,7 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from asteroid_unet import app
+from asteroid_unet import app, guard
 from asteroid_unet.audio import AudioReader
 from asteroid_unet.cli import main
 from asteroid_unet.separate import separate_file
@@ -96,27 +98,30 @@ def test_one_job_per_session_at_a_time(tmp_path, model_file, sessions):
     assert app.separate_song(str(song), model_file, "wav", "abc", sessions).players
 
 
-def test_uploads_move_into_secret_folders_that_go_with_the_last_heartbeat(tmp_path, model_file, sessions):
+def test_uploads_are_copied_into_secret_folders_that_go_with_the_owners_last_heartbeat(tmp_path, model_file,
+                                                                                      sessions):
     tab = "k3v9x2m1qz7"  # a session id, as Gradio's page draws one
-    gradio = tmp_path / "gradio" / "0123abcd"  # Gradio's per-upload folder
+    gradio = tmp_path / "gradio" / "0123abcd"  # Gradio's per-upload folder, named by the bytes' hash
     gradio.mkdir(parents=True)
-    song = sessions.keep(tab, noise_file(gradio / "song.wav"))
+    upload = noise_file(gradio / "song.wav")
+    song = sessions.keep(tab, upload)
     assert song.is_relative_to(sessions.folder(tab)) and tab not in str(song)
-    assert not gradio.exists() and sessions.owns(tab, song) and not sessions.owns("other", song)
-    with pytest.raises(ValueError, match="upload the song again"):  # already taken
-        sessions.keep("other", gradio / "song.wav")
+    assert sessions.owns(tab, song) and not sessions.owns("other", song)
+    same = sessions.keep("other", upload)  # someone else sent the same bytes: Gradio gave them the same path
+    assert same != song and same.read_bytes() == song.read_bytes() == upload.read_bytes()
+    assert sessions.stray_age(str(upload)) == sessions.idle_seconds  # taken: swept soon, not after an hour
     first = app.separate_song(str(song), model_file, "wav", tab, sessions).players["vocals"]
     second = app.separate_song(str(song), model_file, "flac", tab, sessions).players["vocals"]
     assert first.exists() and first.parents[1] != second.parents[1]  # each job in its own folder
 
-    sessions.heartbeat(tab, +1)  # the tab
-    sessions.heartbeat(tab, +1)  # a stranger under the same session id
-    sessions.heartbeat(tab, -1)
+    assert sessions.claim(tab, "owner-token") and not sessions.claim(tab, "someone-else")
+    sessions.heartbeat(tab, +1)  # the owner's tab (the guard lets no one else's heartbeat through)
     sessions.release(tab)  # what the page's unload event calls
     sessions.sweep()
     assert first.exists() and second.exists()
     sessions.heartbeat(tab, -1)  # the tab closes
     assert not sessions.folder(tab).exists() and not first.exists()
+    assert same.exists() and upload.exists()  # the other visitor's copy, and Gradio's until the sweep
 
 
 def test_a_running_job_keeps_its_folder_until_it_ends(tmp_path, sessions):
@@ -233,3 +238,96 @@ def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, cap
     assert main(["app"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("asteroid-unet: error: the web page needs the [app] extra") and "\n" not in err
+
+
+def test_quotas_bound_each_session_and_the_whole_upload_folder(tmp_path):
+    uploads = tmp_path / "uploads"
+    sessions = app.Sessions(uploads / "work", uploads, session_quota=3000, disk_quota=5000)
+    (uploads / "h1").mkdir(parents=True)
+    (uploads / "h2").mkdir()
+    song, other = uploads / "h1" / "a.wav", uploads / "h2" / "b.wav"
+    song.write_bytes(bytes(2000))
+    other.write_bytes(bytes(2500))
+    sessions.keep("a", song)
+    with pytest.raises(ValueError, match=r"^this tab would hold 0.00381 MB of files; the page keeps up to 0.00286 MB"):
+        sessions.keep("a", song)
+    sessions.keep("b", other)  # linked: no byte more on the disk
+    assert guard.disk_bytes(uploads) == 4500  # a file and its links count once
+    with pytest.raises(ValueError, match=r"^the page's disk is full; try again later$"):
+        sessions.make_room("c", 1000)  # a job's stems: 4500 + 1000 would pass 5000
+
+
+def test_a_previous_runs_files_are_swept_at_start_and_nothing_else(tmp_path):
+    sessions = app.Sessions(tmp_path / "asteroid-unet", tmp_path)
+    old = {"upload": tmp_path / ("0" * 64) / "old.wav", "visitor": tmp_path / "asteroid-unet" / "s3cr3t" / "a.wav",
+           "someone else's": tmp_path / "notes" / "keep.txt"}
+    for path in old.values():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"RIFF")
+        os.utime(path.parent, (time.time() - 60, time.time() - 60))
+    (tmp_path / "tmpabc").touch()
+    os.utime(tmp_path / "tmpabc", (time.time() - 60, time.time() - 60))
+    started = time.time() - 30
+    new = tmp_path / ("1" * 64) / "new.wav"  # an upload of this run
+    new.parent.mkdir()
+    new.write_bytes(b"RIFF")
+    app.sweep_before(sessions, started)
+    assert not old["upload"].parent.exists() and not old["visitor"].parent.exists()
+    assert not (tmp_path / "tmpabc").exists()
+    assert new.exists() and old["someone else's"].exists()
+
+
+def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
+    import anyio
+    import httpx
+
+    seen = []
+
+    async def gradio(scope, receive, send):  # stands for Gradio: echoes the body it got, or stores an upload
+        body = (await receive()).get("body", b"")
+        seen.append((scope["path"], body))
+        if scope["path"] == "/gradio_api/upload":
+            stored = tmp_path / "g" / f"{len(seen)}.bin"
+            stored.write_bytes(body)
+            body = json.dumps([str(stored)]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    (tmp_path / "g").mkdir()
+    sessions = app.Sessions(tmp_path / "g" / "work", tmp_path / "g", session_quota=5000, disk_quota=10_000)
+    guarded = guard.SessionGuard(gradio, sessions)
+
+    async def requests():
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url="http://page") as owner, \
+                httpx.AsyncClient(transport=transport, base_url="http://page") as stranger:
+            first = await owner.get("/")
+            assert first.headers["set-cookie"].endswith("; Path=/; HttpOnly; SameSite=Lax")
+            https = await stranger.get("/", headers={"X-Forwarded-Proto": "https"})
+            assert https.headers["set-cookie"].endswith("; SameSite=None; Secure; Partitioned")
+            join = {"session_hash": "v1ct1m", "fn_index": 1, "data": ["x" * 70_000]}
+            joined = await owner.post("/gradio_api/queue/join", json=join)
+            assert joined.status_code == 200 and json.loads(joined.content) == join  # the body reaches Gradio whole
+            assert "set-cookie" not in joined.headers
+            for attempt in (stranger.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"}),
+                            stranger.get("/gradio_api/heartbeat/v1ct1m"),
+                            stranger.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e"}),
+                            stranger.post("/gradio_api/queue/join", json=join)):
+                response = await attempt
+                assert response.status_code == 403 and "belongs to another client" in response.text
+            assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
+            async def body():
+                yield b"x"
+            chunked = await stranger.post("/gradio_api/upload", content=body())
+            assert chunked.status_code == 411
+            assert (await stranger.post("/gradio_api/upload", content=b"x" * 3000)).status_code == 200
+            again = await stranger.post("/gradio_api/upload", content=b"x" * 3000)  # 6000 > its 5000
+            assert again.status_code == 507 and again.text.startswith("this client's uploads would take 0.00572 MB")
+            assert (await owner.post("/gradio_api/upload", content=b"x" * 4000)).status_code == 200  # its own quota
+            async with httpx.AsyncClient(transport=transport, base_url="http://page") as third:
+                full = await third.post("/gradio_api/upload", content=b"x" * 3500)  # the folder: 7000 + 3500 > 10000
+            assert full.status_code == 507 and full.text == "the page's disk is full; try again later"
+
+    anyio.run(requests)
+    assert [path for path, _ in seen] == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data",
+                                          "/gradio_api/upload", "/gradio_api/upload"]

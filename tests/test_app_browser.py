@@ -55,7 +55,8 @@ def server(tmp_path_factory):
     port = free_port()
     env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp / "gradio"), GRADIO_HEARTBEAT_INTERVAL="1", HF_HUB_OFFLINE="1")
     log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "asteroid_unet", "app", "--port", str(port), "--max-seconds", "60"],
+    proc = subprocess.Popen([sys.executable, "-m", "asteroid_unet", "app", "--port", str(port), "--max-seconds", "60",
+                             "--idle-seconds", "5"],  # Gradio's copy of an upload the page took goes this long after
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 240
@@ -188,7 +189,7 @@ def test_separate_a_real_song_in_the_browser(server, browser, tmp_path):
         Image.open(picture).convert("RGB").quantize(256).save(os.environ["ASTEROID_UNET_SCREENSHOT"], optimize=True)
     assert off_page_requests(browser, url) == []
 
-    # Closing the tab ends the session: its folder and its upload go.
+    # Closing the tab ends the session: its folder goes, and Gradio's copy of its upload after --idle-seconds.
     sessions = server["cache"] / "asteroid-unet"
     assert len(list(sessions.iterdir())) == 1
     assert list(server["cache"].rglob(PREVIEW.name))
