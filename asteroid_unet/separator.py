@@ -8,12 +8,12 @@ import math
 import weakref
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-import norbert
 import numpy as np
 import torch
 
 from .audio import AudioError
 from .fullband import fft_resample, interpolate_mask, stft_size
+from .wiener import wiener
 
 Reader = Callable[[int, int], torch.Tensor]
 EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
@@ -40,13 +40,13 @@ class Separator:
     chunked and whole separation agree (no seams), and memory is bounded by ``chunk_seconds``
     whatever the input's length.
 
-    With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter
-    (:func:`norbert.wiener`, as Spleeter's ``MWF=True``): each target's spectrogram estimate is the
-    network's own output (its sigmoid mask, before any ratio) times the mix magnitude, and the
-    filter takes the channels' spatial covariances into account. It runs on the full-band STFT of
-    each block of ``MASK_BLOCK_SECONDS`` of a chunk, whose covariances it estimates, so its stems
-    depend slightly on ``chunk_seconds``. With ``tta``, a stereo model's network outputs are
-    averaged with those of the channel-swapped input (swapped back).
+    With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter (norbert's,
+    as Spleeter's ``MWF=True``, in torch on ``device``: :func:`~asteroid_unet.wiener.wiener`): each
+    target's spectrogram estimate is the network's own output (its sigmoid mask, before any ratio)
+    times the mix magnitude, and the filter takes the channels' spatial covariances into account.
+    It runs on the full-band STFT of each block of ``MASK_BLOCK_SECONDS`` of a chunk, whose
+    covariances it estimates, so its stems depend slightly on ``chunk_seconds``. With ``tta``, a
+    stereo model's network outputs are averaged with those of the channel-swapped input (swapped back).
 
     Args:
         model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
@@ -223,7 +223,7 @@ class Separator:
 
         def estimate(part: slice) -> List[torch.Tensor]:  # the Wiener filter needs every source
             if self.wiener_iterations:
-                return self._wiener(x, masks, skip, part, per_channel)[:n_masked]
+                return self._wiener(x, masks, skip, part, per_channel, n_masked)
             return self._masked(x, masks[:n_masked], skip, part, per_channel)
 
         stems = {name: x.new_empty(x.shape[0], core.stop - core.start) for name in masked_names}
@@ -282,18 +282,18 @@ class Separator:
                                            span.shape[-1])[part.start - lo : part.stop - lo]
         return outs
 
-    def _wiener(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
-        """The ``part`` samples of every source, Wiener-filtered on the full-band STFT of the samples
-        reaching into the part; each source's spectrogram estimate is its mask times the mix magnitude."""
+    def _wiener(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool,
+                keep: int) -> List[torch.Tensor]:
+        """The ``part`` samples of the first ``keep`` sources, Wiener-filtered (:func:`~asteroid_unet.wiener.wiener`)
+        on the full-band STFT of the samples reaching into the part; each source's spectrogram
+        estimate is its mask times the mix magnitude."""
         lo, hi = self._span(x, part)
         span = x[:, lo:hi]
         spec = torch.stack([self._stft(channel) for channel in span])  # (channels, freqs, frames)
         full = torch.stack(self._full_masks(masks, skip, lo, span.shape[-1]))  # (sources, [channels,] freqs, frames)
-        estimates = (full if per_channel else full.unsqueeze(1)) * spec.abs()
-        filtered = norbert.wiener(estimates.permute(3, 2, 1, 0).cpu().numpy(), spec.permute(2, 1, 0).cpu().numpy(),
-                                  self.wiener_iterations)  # (frames, freqs, channels, sources)
-        out = torch.from_numpy(filtered).to(x.device).permute(3, 2, 1, 0)
-        return [self._istft(source, span.shape[-1])[:, part.start - lo : part.stop - lo] for source in out]
+        estimates = (full if per_channel else full.unsqueeze(1)) * stft_magnitude(spec)
+        filtered = wiener(estimates, spec, self.wiener_iterations, keep)  # (keep, channels, freqs, frames)
+        return [self._istft(source, span.shape[-1])[:, part.start - lo : part.stop - lo] for source in filtered]
 
 
 class Chunk(NamedTuple):
@@ -381,6 +381,12 @@ class SongPass:
         core = slice(chunk.start - chunk.seg_start, chunk.stop - chunk.seg_start)
         stems = sep.apply_masks(pending.x, all_masks[0].float(), pending.skip, core)
         return {name: s.cpu() for name, s in stems.items()}
+
+
+def stft_magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """``|spec|`` of a complex STFT from its real parts (torch's complex ``abs`` is several times slower on a CPU)."""
+    parts = torch.view_as_real(spec)
+    return torch.addcmul(parts[..., 0].square(), parts[..., 1], parts[..., 1]).sqrt_()
 
 
 def stem_names(model) -> List[str]:
