@@ -26,7 +26,7 @@ def separate_waveforms(model, wav, **settings) -> torch.Tensor:
     ``(batch, n_stems, time)``; ``(batch, channels, time)`` -> ``(batch, n_stems, channels, time)``.
     The stems are those of :func:`~asteroid_unet.separator.stem_names`, on the input's device; one
     separator serves every item. ``settings``: the :class:`~asteroid_unet.separator.Separator`'s
-    (``wiener_iterations``, ``tta``, ...; the package's defaults where not given).
+    (``wiener_iterations``, ``tta``, ...; the model's own settings where not given).
     """
     wav = torch.as_tensor(wav)
     if wav.ndim not in (1, 2, 3):

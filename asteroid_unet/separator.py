@@ -19,12 +19,12 @@ Reader = Callable[[int, int], torch.Tensor]
 EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
 CHUNK_SECONDS = 30.0  # default chunk core: under 1.3 GB for Spleeter 2stems on any length, at full speed
 MASK_BLOCK_SECONDS = 10.0  # the full-band STFT, masking and inverse STFT go through a chunk in blocks this long
-# Defaults of every entry point (API, CLI, web page, Asteroid and SpeechBrain), chosen on musdb's 14
-# validation previews of MUSDB18-7 (benchmarks/quality.py --set "musdb18-7 valid"): one Wiener iteration
-# lifts the default model's mean vocals SDR by about 0.4 dB there, a second one loses most of it, and
-# channel-swap averaging gains nothing for twice the network time.
-WIENER_ITERATIONS = 1
-TTA = False
+# The separator settings of a model that carries none of its own (UNet's ``separation``): those chosen for the
+# default model, Spleeter 2stems, on musdb's 14 validation previews of MUSDB18-7 (benchmarks/quality.py --set
+# "musdb18-7 valid"): one Wiener iteration lifts its mean vocals SDR by about 0.4 dB there, a second one loses
+# most of it, and channel-swap averaging gains nothing for twice the network time. Every entry point (API,
+# command line, web page, Asteroid and SpeechBrain) uses the model's own settings unless told otherwise.
+DEFAULT_SETTINGS = {"wiener_iterations": 1, "tta": False, "full_band": True}
 
 
 class Separator:
@@ -55,11 +55,12 @@ class Separator:
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 30.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
-        full_band (bool): carry the masks above the model's band (else silence it). Default True.
+        full_band (bool): carry the masks above the model's band (else silence it).
         wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only.
-            Default :data:`WIENER_ITERATIONS`.
         tta (bool): average a stereo model's outputs with those of the channel-swapped input.
-            Default :data:`TTA`.
+
+        ``full_band``, ``wiener_iterations`` and ``tta`` default (None) to the model's own settings,
+        :func:`model_settings`.
     """
 
     def __init__(
@@ -69,10 +70,14 @@ class Separator:
         chunk_seconds: float = CHUNK_SECONDS,
         device: Optional[str] = None,
         precision: str = "float32",
-        full_band: bool = True,
-        wiener_iterations: int = WIENER_ITERATIONS,
-        tta: bool = TTA,
+        full_band: Optional[bool] = None,
+        wiener_iterations: Optional[int] = None,
+        tta: Optional[bool] = None,
     ):
+        own = model_settings(model)
+        full_band = own["full_band"] if full_band is None else full_band
+        wiener_iterations = own["wiener_iterations"] if wiener_iterations is None else wiener_iterations
+        tta = own["tta"] if tta is None else tta
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         if int(wiener_iterations) < 0:
@@ -381,6 +386,12 @@ class SongPass:
         core = slice(chunk.start - chunk.seg_start, chunk.stop - chunk.seg_start)
         stems = sep.apply_masks(pending.x, all_masks[0].float(), pending.skip, core)
         return {name: s.cpu() for name, s in stems.items()}
+
+
+def model_settings(model) -> Dict[str, object]:
+    """The separator settings a model was validated with: its own (``UNet.separation``, saved with it)
+    over :data:`DEFAULT_SETTINGS`."""
+    return {**DEFAULT_SETTINGS, **getattr(model, "separation", {})}
 
 
 def stft_magnitude(spec: torch.Tensor) -> torch.Tensor:
