@@ -39,8 +39,7 @@ class Complex:
                 return Complex(self.re * other.re)
             real, cplx = (self, other) if self.im is None else (other, self)
             return Complex(cplx.re * real.re, cplx.im * real.re)
-        return Complex(torch.addcmul(self.re * other.re, self.im, other.im, value=-1),
-                       torch.addcmul(self.re * other.im, self.im, other.re))
+        return Complex(self.re * other.re - self.im * other.im, self.re * other.im + self.im * other.re)
 
     def __add__(self, other: "Complex") -> "Complex":
         if self.im is None and other.im is None:
@@ -55,7 +54,7 @@ class Complex:
         return Complex(self.re.sum(dim, keepdim), None if self.im is None else self.im.sum(dim, keepdim))
 
     def squared_magnitude(self) -> torch.Tensor:
-        return self.re.square() if self.im is None else torch.addcmul(self.re.square(), self.im, self.im)
+        return self.re.square() if self.im is None else self.re.square() + self.im.square()
 
     def torch(self) -> torch.Tensor:
         """As a torch complex tensor."""
