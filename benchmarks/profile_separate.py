@@ -32,7 +32,7 @@ STAGES = [
     ("U-Net on patches", "_patch_masks", "asteroid_unet/separator.py", None),
     ("patches cross-faded into masks", "masks_from_patches", "asteroid_unet/model.py", None),
     ("masks onto the full-band grid", "interpolate_mask", "asteroid_unet/fullband.py", None),
-    ("full-band STFT", "stft", "torch/functional.py", ("_masked", "_wiener")),
+    ("full-band STFT", "stft", "torch/functional.py", ("_stft",)),  # the separator's, not the model's
     ("Wiener filter", "wiener", "asteroid_unet/wiener.py", None),
     ("full-band inverse STFT", "istft", "~", None),  # a builtin
     ("write the stems", "write", "asteroid_unet/audio.py", None),
