@@ -6,8 +6,8 @@ computed on the tensors' own device and vectorized over frames and frequencies i
 at a time. Frequency bins are independent (each has its own spatial covariances), so the filter runs
 through slabs of :data:`SLAB_BINS` bins whose tensors stay in a CPU's cache. Complex values are
 carried as pairs of real tensors (:class:`Complex`): torch's complex kernels are many times slower
-than its real ones on a CPU. On a CPU it runs on one thread (:func:`single_threaded`). Covariance matrices are Hermitian: only their upper triangle is
-computed, with real diagonals.
+than its real ones on a CPU, where the filter also runs on one thread (:func:`single_threaded`).
+Covariance matrices are Hermitian: only their upper triangle is computed, with real diagonals.
 """
 import contextlib
 from typing import Iterator, List, Optional

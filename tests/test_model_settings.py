@@ -38,7 +38,7 @@ def test_the_separator_takes_the_models_settings_unless_overridden():
     overridden = separator_for(own, 22050, wiener_iterations=2, full_band=True)
     assert (overridden.wiener_iterations, overridden.full_band) == (2, True)
     plain = separator_for(tiny(), 22050)  # a model without settings of its own: the package's
-    assert {"wiener_iterations": plain.wiener_iterations, "tta": plain.tta, "full_band": plain.full_band} == DEFAULT_SETTINGS
+    assert {key: getattr(plain, key) for key in DEFAULT_SETTINGS} == DEFAULT_SETTINGS
 
 
 def test_packaged_models_carry_the_settings_chosen_on_validation():
@@ -59,6 +59,7 @@ def test_api_and_command_line_use_the_models_settings(tmp_path):
     assert not torch.allclose(api["vocals"], separate(song, 22050, model, wiener_iterations=1)["vocals"])
     stems = {}
     for label, flags in (("own", []), ("wiener0", ["--wiener", "0"]), ("wiener1", ["--wiener", "1"])):
-        assert main(["separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / label), "--model", str(path), *flags]) == 0
+        args = ["separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / label), "--model", str(path), *flags]
+        assert main(args) == 0
         stems[label] = sf.read(tmp_path / label / "song" / "vocals.wav")[0]
     assert np.array_equal(stems["own"], stems["wiener0"]) and not np.allclose(stems["own"], stems["wiener1"])
