@@ -30,7 +30,7 @@ def separate_waveforms(model, wav, **settings) -> torch.Tensor:
     ``asteroid.separate.file_separate`` writes stereo files as stereo.
     The stems are those of :func:`~asteroid_unet.separator.stem_names`, on the input's device; one
     separator serves every item. ``settings``: the :class:`~asteroid_unet.separator.Separator`'s
-    (``wiener_iterations``, ``tta``, ...; the package's defaults where not given).
+    (``wiener_iterations``, ``tta``, ...; the model's own settings where not given).
     """
     wav = torch.as_tensor(wav)
     if wav.ndim not in (1, 2, 3):

@@ -13,7 +13,7 @@ from .catalogue import separate_files
 from .errors import CheckpointError, load_failure, one_line
 from .files import expand_inputs
 from .separate import resolve_model
-from .separator import CHUNK_SECONDS, TTA, WIENER_ITERATIONS
+from .separator import CHUNK_SECONDS
 from .spleeter import build_weights, save_converted, spleeter_wheel
 from .weights import DEFAULT_MODEL, PACKAGED, packaged_path
 
@@ -31,13 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
     sep.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
-    sep.add_argument("--band-limited", action="store_true",
-                     help="silence every stem above the model's band, as Spleeter does (default: full band)")
-    sep.add_argument("--wiener", type=int, default=WIENER_ITERATIONS, metavar="N",
-                     help="iterations of the multichannel Wiener filter, 0 = off (default: %(default)s)")
-    sep.add_argument("--tta", action=argparse.BooleanOptionalAction, default=TTA,
+    # The next three default to the model's own settings, chosen on validation data (model_card.md).
+    sep.add_argument("--band-limited", action=argparse.BooleanOptionalAction, default=None,
+                     help="silence every stem above the model's band, as Spleeter does "
+                          "(default: the model's own setting; both packaged models: full band)")
+    sep.add_argument("--wiener", type=int, default=None, metavar="N",
+                     help="iterations of the multichannel Wiener filter, 0 = off "
+                          "(default: the model's own: 1 for spleeter-2stems, 0 for paper)")
+    sep.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                      help="average a stereo model's outputs with those of the channel-swapped song "
-                          "(about twice the network time; default: %(default)s)")
+                          "(about twice the network time; default: the model's own, off for both packaged models)")
     sep.add_argument("--max-work", type=float, default=None, metavar="CHANNEL_SECONDS",
                      help=f"refuse, before decoding, a song longer than this many seconds x channels (1200: "
                           f"20 min of mono, 10 of stereo), over {MAX_RATE} Hz or over {MAX_CHANNELS} channels "
@@ -95,7 +98,7 @@ def run_separate(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"asteroid-unet: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
         return 2
-    if args.wiener < 0:
+    if args.wiener is not None and args.wiener < 0:
         print(f"asteroid-unet: error: --wiener must be 0 (off) or more, got {args.wiener}", file=sys.stderr)
         return 2
     if args.batch_files is not None and args.batch_files < 1:
@@ -116,8 +119,9 @@ def run_separate(args: argparse.Namespace) -> int:
         print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
         return 2
     paths = expand_inputs(args.inputs)
+    full_band = None if args.band_limited is None else not args.band_limited  # None: the model's own
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
-                   precision=args.precision, full_band=not args.band_limited, wiener_iterations=args.wiener,
+                   precision=args.precision, full_band=full_band, wiener_iterations=args.wiener,
                    tta=args.tta, budget=WorkBudget(args.max_work) if args.max_work else None)
     results = separate_files(paths, args.outdir, model, args.jobs, args.debug, batch_files, progress=True, **options)
     failures, done = 0, 0

@@ -5,7 +5,7 @@ import importlib.metadata
 import itertools
 import math
 import warnings
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,18 @@ from .weights import load_package, locate
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
 MASK_EPS = 1e-10  # Spleeter's epsilon in its ratio masks
+# Separator settings a model may carry as its own defaults (``UNet(separation=...)``).
+SEPARATION_SETTINGS = {"wiener_iterations": int, "tta": bool, "full_band": bool}
+# Spleeter 2stems' own, chosen on musdb's 14 validation previews of MUSDB18-7 (model_card.md).
+SPLEETER_SEPARATION = {"wiener_iterations": 1, "tta": False, "full_band": True}
+
+
+def separation_settings(settings: Optional[dict]) -> dict:
+    """``settings`` (a model's separator defaults, or None) checked and cast to :data:`SEPARATION_SETTINGS`' types."""
+    unknown = set(settings or {}) - set(SEPARATION_SETTINGS)
+    if unknown:
+        raise ValueError(f"separation settings must be among {sorted(SEPARATION_SETTINGS)}, got {sorted(unknown)}")
+    return {key: SEPARATION_SETTINGS[key](value) for key, value in (settings or {}).items()}
 
 
 def spleeter_args(targets: Sequence[str] = DEFAULT_TARGETS) -> dict:
@@ -31,7 +43,7 @@ def spleeter_args(targets: Sequence[str] = DEFAULT_TARGETS) -> dict:
         targets=list(targets), sample_rate=44100.0, n_fft=4096, hop_length=1024, n_bins=1024,
         patch_frames=512, patch_hop=512, audio_channels=2, framing="causal", patch_norm=False,
         spleeter_layers=True, tf_padding=True, norm_eps=1e-3, unet_per_target=True,
-        mask_exponent=2.0, mask_extension="zeros", patch_batch=2,
+        mask_exponent=2.0, mask_extension="zeros", patch_batch=2, separation=dict(SPLEETER_SEPARATION),
     )
 
 
@@ -73,6 +85,10 @@ class UNet(BaseEncoderMaskerDecoder):
             Default 0.
         mask_extension (str): the mask above ``n_bins`` in ``forward``: ``"top"`` repeats the top
             bin's, ``"zeros"`` silences the band (as Spleeter does). Default ``"top"``.
+        separation (dict): the model's own defaults for the separator, chosen on validation data:
+            any of ``wiener_iterations`` (int), ``tta`` and ``full_band`` (bool); what it leaves out
+            takes the package's defaults (:func:`asteroid_unet.separator.model_settings`). Saved with
+            the model. Default: none.
 
     :func:`spleeter_args` gives the arguments of Spleeter's pretrained models.
 
@@ -128,6 +144,7 @@ class UNet(BaseEncoderMaskerDecoder):
         unet_per_target: bool = False,
         mask_exponent: float = 0.0,
         mask_extension: str = "top",
+        separation: Optional[dict] = None,
     ):
         targets = [str(t) for t in targets]
         if not targets:
@@ -186,6 +203,7 @@ class UNet(BaseEncoderMaskerDecoder):
         self.n_bins, self.patch_frames, self.patch_hop = int(n_bins), int(patch_frames), int(patch_hop)
         self.patch_batch = int(patch_batch)
         self.masknet_args = masknet_args
+        self.separation = separation_settings(separation)
         self.register_buffer("crossfade", _crossfade_window(self.patch_frames, self.patch_hop))
 
     # ----- waveform path (Asteroid's encoder -> masker -> decoder) -----
@@ -422,6 +440,7 @@ class UNet(BaseEncoderMaskerDecoder):
             unet_per_target=self.unet_per_target,
             mask_exponent=self.mask_exponent,
             mask_extension=self.mask_extension,
+            separation=dict(self.separation),
             **self.masknet_args,
         )
 

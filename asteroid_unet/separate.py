@@ -8,7 +8,7 @@ import torch
 from . import files
 from .budget import WorkBudget
 from .model import UNet, load_model
-from .separator import CHUNK_SECONDS, TTA, WIENER_ITERATIONS, separator_for
+from .separator import CHUNK_SECONDS, separator_for
 
 ModelSpec = Union[None, str, Path, UNet]
 
@@ -27,9 +27,9 @@ def separate(
     device: Optional[str] = None,
     chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
-    full_band: bool = True,
-    wiener_iterations: int = WIENER_ITERATIONS,
-    tta: bool = TTA,
+    full_band: Optional[bool] = None,
+    wiener_iterations: Optional[int] = None,
+    tta: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
@@ -40,7 +40,8 @@ def separate(
         model: a UNet, a model name (``"spleeter-2stems"``, ``"paper"``), a path / hub folder /
             repo id, or None for the default model.
         device, chunk_seconds, precision, full_band, wiener_iterations, tta: see
-            :class:`~asteroid_unet.separator.Separator`.
+            :class:`~asteroid_unet.separator.Separator`; the last three default to the model's own
+            settings (:func:`~asteroid_unet.separator.model_settings`).
         budget: a :class:`~asteroid_unet.budget.WorkBudget` the waveform must fit (None: no bound).
 
     Returns:
@@ -68,9 +69,9 @@ def separate_file(
     chunk_seconds: float = CHUNK_SECONDS,
     precision: str = "float32",
     progress: bool = False,
-    full_band: bool = True,
-    wiener_iterations: int = WIENER_ITERATIONS,
-    tta: bool = TTA,
+    full_band: Optional[bool] = None,
+    wiener_iterations: Optional[int] = None,
+    tta: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count

@@ -10,23 +10,23 @@ import weakref
 from collections import OrderedDict
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-import norbert
 import numpy as np
 import torch
 
 from .audio import AudioError
 from .fullband import fft_resample, interpolate_mask, stft_size
+from .wiener import wiener
 
 Reader = Callable[[int, int], torch.Tensor]
 EDGE_FRAMES = 16  # model frames that STFT and resampling edge effects reach into a segment
 CHUNK_SECONDS = 30.0  # default chunk core: under 1.3 GB for Spleeter 2stems on any length, at full speed
 MASK_BLOCK_SECONDS = 10.0  # the full-band STFT, masking and inverse STFT go through a chunk in blocks this long
-# Defaults of every entry point (API, CLI, web page, Asteroid and SpeechBrain), chosen on musdb's 14
-# validation previews of MUSDB18-7 (benchmarks/quality.py --set "musdb18-7 valid"): one Wiener iteration
-# lifts the default model's mean vocals SDR by about 0.4 dB there, a second one loses most of it, and
-# channel-swap averaging gains nothing for twice the network time.
-WIENER_ITERATIONS = 1
-TTA = False
+# The separator settings of a model that carries none of its own (UNet's ``separation``): those chosen for the
+# default model, Spleeter 2stems, on musdb's 14 validation previews of MUSDB18-7 (benchmarks/quality.py --set
+# "musdb18-7 valid"): one Wiener iteration lifts its mean vocals SDR by about 0.4 dB there, a second one loses
+# most of it, and channel-swap averaging gains nothing for twice the network time. Every entry point (API,
+# command line, web page, Asteroid and SpeechBrain) uses the model's own settings unless told otherwise.
+DEFAULT_SETTINGS = {"wiener_iterations": 1, "tta": False, "full_band": True}
 
 
 class Separator:
@@ -42,13 +42,13 @@ class Separator:
     chunked and whole separation agree (no seams), and memory is bounded by ``chunk_seconds``
     whatever the input's length.
 
-    With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter
-    (:func:`norbert.wiener`, as Spleeter's ``MWF=True``): each target's spectrogram estimate is the
-    network's own output (its sigmoid mask, before any ratio) times the mix magnitude, and the
-    filter takes the channels' spatial covariances into account. It runs on the full-band STFT of
-    each block of ``MASK_BLOCK_SECONDS`` of a chunk, whose covariances it estimates, so its stems
-    depend slightly on ``chunk_seconds``. With ``tta``, a stereo model's network outputs are
-    averaged with those of the channel-swapped input (swapped back).
+    With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter (norbert's,
+    as Spleeter's ``MWF=True``, in torch on ``device``: :func:`~asteroid_unet.wiener.wiener`): each
+    target's spectrogram estimate is the network's own output (its sigmoid mask, before any ratio)
+    times the mix magnitude, and the filter takes the channels' spatial covariances into account.
+    It runs on the full-band STFT of each block of ``MASK_BLOCK_SECONDS`` of a chunk, whose
+    covariances it estimates, so its stems depend slightly on ``chunk_seconds``. With ``tta``, a
+    stereo model's network outputs are averaged with those of the channel-swapped input (swapped back).
 
     Args:
         model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
@@ -57,11 +57,12 @@ class Separator:
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 30.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
-        full_band (bool): carry the masks above the model's band (else silence it). Default True.
+        full_band (bool): carry the masks above the model's band (else silence it).
         wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only.
-            Default :data:`WIENER_ITERATIONS`.
         tta (bool): average a stereo model's outputs with those of the channel-swapped input.
-            Default :data:`TTA`.
+
+        ``full_band``, ``wiener_iterations`` and ``tta`` default (None) to the model's own settings,
+        :func:`model_settings`.
     """
 
     def __init__(
@@ -71,10 +72,14 @@ class Separator:
         chunk_seconds: float = CHUNK_SECONDS,
         device: Optional[str] = None,
         precision: str = "float32",
-        full_band: bool = True,
-        wiener_iterations: int = WIENER_ITERATIONS,
-        tta: bool = TTA,
+        full_band: Optional[bool] = None,
+        wiener_iterations: Optional[int] = None,
+        tta: Optional[bool] = None,
     ):
+        own = model_settings(model)
+        full_band = own["full_band"] if full_band is None else full_band
+        wiener_iterations = own["wiener_iterations"] if wiener_iterations is None else wiener_iterations
+        tta = own["tta"] if tta is None else tta
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         if int(wiener_iterations) < 0:
@@ -225,7 +230,7 @@ class Separator:
 
         def estimate(part: slice) -> List[torch.Tensor]:  # the Wiener filter needs every source
             if self.wiener_iterations:
-                return self._wiener(x, masks, skip, part, per_channel)[:n_masked]
+                return self._wiener(x, masks, skip, part, per_channel, n_masked)
             return self._masked(x, masks[:n_masked], skip, part, per_channel)
 
         stems = {name: x.new_empty(x.shape[0], core.stop - core.start) for name in masked_names}
@@ -284,18 +289,18 @@ class Separator:
                                            span.shape[-1])[part.start - lo : part.stop - lo]
         return outs
 
-    def _wiener(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool) -> List[torch.Tensor]:
-        """The ``part`` samples of every source, Wiener-filtered on the full-band STFT of the samples
-        reaching into the part; each source's spectrogram estimate is its mask times the mix magnitude."""
+    def _wiener(self, x: torch.Tensor, masks: torch.Tensor, skip: int, part: slice, per_channel: bool,
+                keep: int) -> List[torch.Tensor]:
+        """The ``part`` samples of the first ``keep`` sources, Wiener-filtered (:func:`~asteroid_unet.wiener.wiener`)
+        on the full-band STFT of the samples reaching into the part; each source's spectrogram
+        estimate is its mask times the mix magnitude."""
         lo, hi = self._span(x, part)
         span = x[:, lo:hi]
         spec = torch.stack([self._stft(channel) for channel in span])  # (channels, freqs, frames)
         full = torch.stack(self._full_masks(masks, skip, lo, span.shape[-1]))  # (sources, [channels,] freqs, frames)
-        estimates = (full if per_channel else full.unsqueeze(1)) * spec.abs()
-        filtered = norbert.wiener(estimates.permute(3, 2, 1, 0).cpu().numpy(), spec.permute(2, 1, 0).cpu().numpy(),
-                                  self.wiener_iterations)  # (frames, freqs, channels, sources)
-        out = torch.from_numpy(filtered).to(x.device).permute(3, 2, 1, 0)
-        return [self._istft(source, span.shape[-1])[:, part.start - lo : part.stop - lo] for source in out]
+        estimates = (full if per_channel else full.unsqueeze(1)) * stft_magnitude(spec)
+        filtered = wiener(estimates, spec, self.wiener_iterations, keep)  # (keep, channels, freqs, frames)
+        return [self._istft(source, span.shape[-1])[:, part.start - lo : part.stop - lo] for source in filtered]
 
 
 class Chunk(NamedTuple):
@@ -383,6 +388,18 @@ class SongPass:
         core = slice(chunk.start - chunk.seg_start, chunk.stop - chunk.seg_start)
         stems = sep.apply_masks(pending.x, all_masks[0].float(), pending.skip, core)
         return {name: s.cpu() for name, s in stems.items()}
+
+
+def model_settings(model) -> Dict[str, object]:
+    """The separator settings a model was validated with: its own (``UNet.separation``, saved with it)
+    over :data:`DEFAULT_SETTINGS`."""
+    return {**DEFAULT_SETTINGS, **getattr(model, "separation", {})}
+
+
+def stft_magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """``|spec|`` of a complex STFT from its real parts (torch's complex ``abs`` is several times slower on a CPU)."""
+    parts = torch.view_as_real(spec)
+    return torch.addcmul(parts[..., 0].square(), parts[..., 1], parts[..., 1]).sqrt_()
 
 
 def stem_names(model) -> List[str]:

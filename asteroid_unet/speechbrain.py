@@ -12,6 +12,7 @@ Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
 """
 import argparse
 from pathlib import Path
+from typing import Optional
 
 import torch
 from speechbrain.dataio import audio_io
@@ -23,7 +24,6 @@ from .hub import MODEL_FILE as WEIGHTS_FILE
 from .hub import write_speechbrain_files
 from .model import UNet
 from .separate import separate
-from .separator import TTA, WIENER_ITERATIONS
 from .weights import load_package
 
 
@@ -57,10 +57,10 @@ class UNetSeparator(Pretrained):
         with torch.no_grad():
             return self.mods.model.forward_wav(mix.to(self.device, torch.float32)).transpose(1, 2)
 
-    def separate_file(self, path, wiener_iterations: int = WIENER_ITERATIONS, tta: bool = TTA) -> torch.Tensor:
+    def separate_file(self, path, wiener_iterations: Optional[int] = None, tta: Optional[bool] = None) -> torch.Tensor:
         """Separate an audio file (any rate soundfile reads) into ``(channels, time, n_stems)``,
         full band at the file's own rate (``soundfile.info(path).samplerate``); ``wiener_iterations``
-        and ``tta`` as in :func:`asteroid_unet.separate`."""
+        and ``tta`` as in :func:`asteroid_unet.separate` (default: the model's own settings)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No such audio file: {path}")

@@ -1,9 +1,11 @@
 """Where the time of one separation goes: the user path of ``speed.py`` under cProfile, by stage.
 
 Separates a 44.1 kHz stereo WAV (made from the Falcon 69 preview, as in ``speed.py``) with
-``separate_file`` and reports the cumulative time of each stage: reading, resampling to the
-model's rate, the model's magnitude STFT, the U-Net on its patches, carrying the masks onto the
-full-band grid, the full-band STFT and inverse STFT, and writing. Prints a table and writes JSON.
+``separate_file`` and the model's own settings, and reports the cumulative time of each stage:
+reading, the separator's inference copy of the model, resampling to the model's rate, the model's
+magnitude STFT, the U-Net on its patches, their cross-fade into masks, carrying the masks onto the
+full-band grid, the full-band STFT, the Wiener filter, the inverse STFT, and writing; what is left
+(the file driver, mask arithmetic, copies) is "everything else". Prints a table and writes JSON.
 
     python -m benchmarks.profile_separate --model paper --seconds 240
     python -m benchmarks.profile_separate                     # the default model
@@ -21,25 +23,28 @@ import torch
 
 from benchmarks.speed import make_input
 
-# (label, function name, a path fragment of its file, the caller counted or None for all)
+# (label, function name, a path fragment of its file, the callers counted or None for all)
 STAGES = [
     ("read the input", "read", "asteroid_unet/audio.py", None),
+    ("inference copy of the model (once)", "for_inference", "asteroid_unet/model.py", None),
     ("resample to the model's rate", "fft_resample", "asteroid_unet/fullband.py", None),
     ("model STFT (magnitude)", "magnitude", "asteroid_unet/model.py", None),
-    ("U-Net on patches", "patch_masks", "asteroid_unet/model.py", None),
+    ("U-Net on patches", "_patch_masks", "asteroid_unet/separator.py", None),
+    ("patches cross-faded into masks", "masks_from_patches", "asteroid_unet/model.py", None),
     ("masks onto the full-band grid", "interpolate_mask", "asteroid_unet/fullband.py", None),
-    ("full-band STFT", "stft", "torch/functional.py", "_masked"),
+    ("full-band STFT", "stft", "torch/functional.py", ("_stft",)),  # the separator's, not the model's
+    ("Wiener filter", "wiener", "asteroid_unet/wiener.py", None),
     ("full-band inverse STFT", "istft", "~", None),  # a builtin
     ("write the stems", "write", "asteroid_unet/audio.py", None),
 ]
 
 
-def cumulative(stats: dict, name: str, fragment: str, caller) -> float:
-    """Seconds spent in (and under) function ``name`` of a file ending in ``fragment``, from ``caller``."""
+def cumulative(stats: dict, name: str, fragment: str, callers) -> float:
+    """Seconds spent in (and under) function ``name`` of a file ending in ``fragment``, from ``callers``."""
     total = 0.0
-    for (file, _, func), (_, _, _, ct, callers) in stats.items():
+    for (file, _, func), (_, _, _, ct, calls) in stats.items():
         if func in (name, f"<built-in method torch.{name}>") and file.replace("\\", "/").endswith(fragment):
-            total += ct if caller is None else sum(c[3] for (_, _, f), c in callers.items() if f == caller)
+            total += ct if callers is None else sum(c[3] for (_, _, f), c in calls.items() if f in callers)
     return total
 
 

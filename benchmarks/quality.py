@@ -23,11 +23,11 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
   resampled to the track rate (ceiling of a band-limited mask);
 - ``IRM full band``: the oracle ratio mask at 44.1 kHz, window 4096, hop 1024 (n/a at 8 kHz);
 - ``UNet`` (``Spleeter 2stems in asteroid-unet`` for the Spleeter model): the model (default:
-  the package's default model) through ``asteroid_unet.separate`` with the package's default settings;
+  the package's default model) through ``asteroid_unet.separate`` with the model's own default settings;
 - ``<model>, <setting>``: the same with the separator settings of ``--settings`` (``mask``: ratio masks
   only; ``wiener<N>``: N iterations of the multichannel Wiener filter; ``tta``: outputs averaged with
   the channel-swapped input's; ``band``: every stem silent above the model's band, as Spleeter's own
-  output), e.g. ``--settings mask wiener1 wiener1+tta wiener1+band``;
+  output; ``bf16``: the U-Net in bfloat16), e.g. ``--settings mask wiener1 wiener1+tta wiener1+band wiener1+bf16``;
 - ``--extra-model LABEL=SPEC`` adds the rows of another model (name, file, hub folder), e.g.
   ``"paper UNet=paper"`` or a fine-tuned checkpoint, with the same settings;
 - ``UNet (paper path, 8 kHz, raw masks)``: with ``--paper-row``, the 2017 inference path for
@@ -119,7 +119,7 @@ def paper_row(model, refs: dict, rate: int) -> dict:
 
 def separated_row(model, refs: dict, rate: int, **settings) -> dict:
     """Scores of ``asteroid_unet.separate`` with ``model`` and ``settings`` (``full_band``,
-    ``wiener_iterations``, ``tta``; the package's defaults where not given)."""
+    ``wiener_iterations``, ``tta``, ``precision``; the model's own defaults where not given)."""
     from asteroid_unet.separate import separate
 
     mixture = refs["vocals"] + refs["accompaniment"]
@@ -134,17 +134,19 @@ def separated_row(model, refs: dict, rate: int, **settings) -> dict:
 
 def parse_setting(text: str) -> dict:
     """``"wiener1+tta"`` -> ``{"wiener_iterations": 1, "tta": True}``; ``"mask"``: neither; ``"band"``:
-    band-limited (Spleeter's own output band)."""
+    band-limited (Spleeter's own output band); ``"bf16"``: the U-Net in bfloat16 (``precision``)."""
     settings = {"wiener_iterations": 0, "tta": False}
     for part in text.split("+"):
         if part == "tta":
             settings["tta"] = True
         elif part == "band":
             settings["full_band"] = False
+        elif part == "bf16":
+            settings["precision"] = "bfloat16"
         elif part.startswith("wiener") and part[len("wiener"):].isdigit():
             settings["wiener_iterations"] = int(part[len("wiener"):])
         elif part != "mask":
-            raise argparse.ArgumentTypeError(f"unknown setting {part!r} in {text!r}: use mask, wiener<N>, tta, band")
+            raise argparse.ArgumentTypeError(f"unknown setting {part!r} in {text!r}: use mask, wiener<N>, tta, band, bf16")
     return settings
 
 
@@ -268,7 +270,7 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
     parser.add_argument("--untrained", action="store_true", help="score a randomly initialised UNet (seed 0)")
     parser.add_argument("--settings", nargs="*", default=[], metavar="SETTING",
-                        help="also score these separator settings for every model: mask, wiener<N>, tta, band, "
+                        help="also score these separator settings for every model: mask, wiener<N>, tta, band, bf16, "
                              "joined by + (e.g. wiener1+tta)")
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")

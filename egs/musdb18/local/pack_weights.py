@@ -6,15 +6,21 @@ Reads an Asteroid package (``best_model.pth`` of train.py) or a Lightning checkp
 ``asteroid_unet.load_model`` / ``UNet.from_pretrained`` cast it back to float32 on load.
 
     python local/pack_weights.py --model exp/minimal/best_model.pth \
-        --out ../../asteroid_unet/weights/unet_default.pth
+        --out ../../asteroid_unet/weights/unet_default.pth \
+        --separation '{"wiener_iterations": 0, "tta": false, "full_band": true}'
+
+``--separation`` stores the separator settings chosen for the model on validation data (``UNet``'s
+``separation``: its defaults in every entry point); without it the package keeps the model's own.
 """
 import argparse
+import json
 from pathlib import Path
 
 import torch
 import yaml
 
 from asteroid_unet import UNet
+from asteroid_unet.model import separation_settings
 
 
 def main() -> None:
@@ -22,6 +28,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True, help="best_model.pth or a Lightning .ckpt")
     parser.add_argument("--conf", type=Path, help="conf.yaml of the run (needed for a .ckpt)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--separation", type=json.loads, default=None,
+                        help="the model's separator defaults as JSON, e.g. '{\"wiener_iterations\": 0}'")
     args = parser.parse_args()
     if args.model.suffix == ".ckpt":
         if args.conf is None:
@@ -31,6 +39,8 @@ def main() -> None:
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
     else:
         model = UNet.from_pretrained(str(args.model))
+    if args.separation is not None:
+        model.separation = separation_settings(args.separation)
     package = model.serialize()
     package["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in package["state_dict"].items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
