@@ -248,7 +248,7 @@ def test_a_strangers_heartbeat_under_the_victims_session_deletes_nothing(server,
 
 
 def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference, tmp_path):
-    """Issue 26, item 1: an API client (plain HTTP, no heartbeat) lost its files, even mid-job, when a
+    """An API client (plain HTTP, no heartbeat) lost its files, even mid-job, when a
     stranger opened and dropped the heartbeat under its session id."""
     song = clip(tmp_path / "api song.wav", seed=4, seconds=3)
     victim = Plain(server)
@@ -278,7 +278,7 @@ def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference,
 
 
 def test_only_the_owner_receives_or_cancels_its_result(server, reference, tmp_path):
-    """Issue 26, item 2: reading /queue/data under the victim's session id stole its result, and
+    """Reading /queue/data under the victim's session id stole its result, and
     /cancel with it cancelled the job. Three tries, each with both attacks during the job."""
     song = clip(tmp_path / "owned.wav", seed=6, seconds=10)
     expected = reference(song)
@@ -327,7 +327,7 @@ def test_naming_the_victims_stem_neither_deletes_nor_reads_it(server, victim):
 
 
 def test_identical_uploads_from_two_visitors_do_not_collide(server, reference, tmp_path):
-    """Issue 26, item 5: Gradio stores an upload under the hash of its bytes, and the page moved it
+    """Gradio stores an upload under the hash of its bytes, and the page moved it
     away, so one of two visitors sending the same file at once got "the upload is gone"."""
     song = clip(tmp_path / "same.wav", seed=8, seconds=1)
     for trial in range(5):
@@ -349,7 +349,7 @@ def test_identical_uploads_from_two_visitors_do_not_collide(server, reference, t
 
 
 def test_songs_over_the_work_budget_are_refused_at_once(server, tmp_path):
-    """Issue 26, item 3: a 2 s, 8-channel, 655 kHz file held the only slot for 104 s, and a 55 s,
+    """A 2 s, 8-channel, 655 kHz file held the only slot for 104 s, and a 55 s,
     8-channel one for 134 s, while another visitor's 1 s job waited."""
     t = np.arange(int(2 * 655350)) / 655350
     fast = tmp_path / "fast.flac"
@@ -538,7 +538,7 @@ def server_rss(server) -> int:
 
 
 def test_memory_stays_flat_over_many_sample_rates(server, tmp_path):
-    """Issue 26, item 4: every new sample rate kept a separator with its own copy of the model
+    """Every new sample rate kept a separator with its own copy of the model
     (about 45 MB for ``paper``) for good. The small version of ``benchmarks/page_load.py rates``:
     10 rates through the page, RSS after the 4th (the cache full) and after the 10th."""
     client, rss = Plain(server), {}
@@ -569,7 +569,7 @@ def fifty_uploads(server, clients, block: bytes, tag: int) -> tuple:
 
 
 def test_the_disk_stays_under_its_quotas_through_50_large_uploads_and_a_restart(tmp_path):
-    """Issue 26, item 6: one client added 2.0 GB in 15 s (50 uploads of 40 MiB), and after a restart
+    """One client added 2.0 GB in 15 s (50 uploads of 40 MiB), and after a restart
     only Gradio's one-day sweep removed them."""
     quota, session_quota = 200, 100  # MB
     server = start_server(tmp_path, "--disk-quota", str(quota), "--session-quota", str(session_quota))
