@@ -151,8 +151,8 @@ def run_app(argv: List[str]) -> int:
 
         from . import app
     except ImportError as err:
-        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install '.[app]' in the asteroid-unet folder ({err})",
-              file=sys.stderr)
+        print(f"asteroid-unet: error: the web page needs the [app] extra: pip install '.[app]' in the "
+              f"asteroid-unet folder ({err})", file=sys.stderr)
         return 2
     args = app.add_arguments(argparse.ArgumentParser(prog="asteroid-unet app")).parse_args(argv)
     try:
