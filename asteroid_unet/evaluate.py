@@ -29,6 +29,11 @@ REFERENCE_ROWS = ("MIX", "IRM")
 Scores = Dict[str, Dict[str, float]]  # target -> metric -> dB
 
 
+def is_stem_root(root: Path) -> bool:
+    """True for a MUSDB18 root in the stems release (``<subset>/*.stem.mp4``), False for the wav layout."""
+    return any(Path(root).glob("*/*.stem.mp4"))
+
+
 def museval_module():
     """museval, imported; a one-line RuntimeError naming the fix when it cannot be: museval imports
     musdb, whose stempeg refuses to import without ``ffmpeg`` and ``ffprobe`` on the PATH, whatever

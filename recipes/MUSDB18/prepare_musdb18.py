@@ -29,6 +29,7 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 from asteroid_unet.data import AUDIO_EXTENSIONS, clip_songs, source_file
+from asteroid_unet.evaluate import is_stem_root
 
 STEMS = ("vocals", "drums", "bass", "other")
 SUBSETS = ("train", "test")
@@ -52,7 +53,7 @@ def prepare_musdb18(
         data_folder (str): the MUSDB18 root (holds ``train/`` and ``test/``).
         save_folder (str): where the manifests (and decoded stems) go.
         is_wav (bool): wav layout if True, ``.stem.mp4`` files if False; None
-            detects it (``.stem.mp4`` files in ``train/`` or ``test/``).
+            detects it (``.stem.mp4`` files in a subset folder).
             Default None.
         valid_fraction (float): share of train tracks held out when musdb's
             official validation tracks are absent. Default 0.14 (14 of 100, as
@@ -73,7 +74,7 @@ def prepare_musdb18(
     save_folder = Path(save_folder)
     root = Path(data_folder)
     if is_wav is None:
-        is_wav = not any(any((root / s).glob("*.stem.mp4")) for s in SUBSETS)
+        is_wav = not is_stem_root(root)
     options = dict(
         data_folder=str(root.resolve()),
         is_wav=bool(is_wav),

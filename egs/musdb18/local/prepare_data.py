@@ -13,15 +13,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asteroid_unet.evaluate import vocals_and_accompaniment
+from asteroid_unet.evaluate import is_stem_root, vocals_and_accompaniment
 from prepared_layout import is_prepared, mark_prepared, resample, run_jobs, write_track
 
 STEM_IDS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}  # stream order of a .stem.mp4
-
-
-def is_stem_root(root: Path) -> bool:
-    """True for MUSDB18 (``*.stem.mp4``), False for the wav layout (MUSDB18-HQ)."""
-    return any(root.glob("*/*.stem.mp4"))
 
 
 def split_tracks(root: Path, is_wav: bool) -> dict:
