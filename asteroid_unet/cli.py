@@ -1,7 +1,8 @@
-"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]``, ``asteroid-unet convert-spleeter DIR -o FILE``,
-``asteroid-unet build-weights`` and ``asteroid-unet app`` (argparse only: the model is resolved here once, the
+"""Command line: ``asteroid-unet separate INPUT... [-o OUTDIR]``, ``asteroid-unet info MODEL``,
+``asteroid-unet convert-spleeter DIR -o FILE``, ``asteroid-unet build-weights`` and ``asteroid-unet app`` (argparse only: the model is resolved here once, the
 work is done below)."""
 import argparse
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +16,8 @@ from .files import expand_inputs
 from .separate import resolve_model
 from .separator import CHUNK_SECONDS
 from .spleeter import build_weights, save_converted, spleeter_wheel
-from .weights import DEFAULT_MODEL, PACKAGED, packaged_path
+from .provenance import RESEARCH_ONLY, licence_of
+from .weights import DEFAULT_MODEL, PACKAGED, packaged_path, read_package
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="songs separated together, their patches in shared network passes "
                           "(default: 8 with --device cuda, else 1)")
     sep.add_argument("--debug", action="store_true", help="show tracebacks")
+    info = sub.add_parser("info", help="where a model's weights came from: base weights, training data, licence, scores")
+    info.add_argument("model", nargs="?", default=None,
+                      help=f"model name ({', '.join(PACKAGED)}), file, hub folder or Hub repo id (default: {DEFAULT_MODEL})")
+    info.add_argument("--json", action="store_true", help="print the provenance record alone, as JSON")
     conv = sub.add_parser("convert-spleeter", help="convert a Spleeter TensorFlow checkpoint folder (no TensorFlow needed)")
     conv.add_argument("checkpoint_dir", help="a pretrained_models/<name> folder holding model.index and model.data-*")
     conv.add_argument("-o", "--output", required=True, help="the model file to write (.pth)")
@@ -72,6 +78,28 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"asteroid-unet: error: cannot build the Spleeter weights ({one_line(err)})", file=sys.stderr)
         return 1
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print a model's provenance record and the licence it implies."""
+    try:
+        package = read_package(args.model)
+    except Exception as err:
+        print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
+        return 2
+    model_args = package["model_args"]
+    record = model_args.get("provenance")
+    if args.json:
+        print(json.dumps(record, indent=1))
+        return 0
+    licence, reasons = licence_of(record)
+    channels = model_args.get("audio_channels", 1)
+    print(f"model: {args.model or DEFAULT_MODEL}: targets {', '.join(model_args['targets'])}, "
+          f"{model_args['sample_rate']:g} Hz, {'mono' if channels == 1 else f'{channels} channels'}")
+    print(f"licence: {licence}{' (research use only)' if licence == RESEARCH_ONLY else ''}, from:")
+    print("\n".join(f"  - {reason}" for reason in reasons))
+    print("provenance:", json.dumps(record, indent=1))
     return 0
 
 
@@ -174,6 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_convert(args)
         if args.command == "build-weights":
             return run_build(args)
+        if args.command == "info":
+            return run_info(args)
         return run_separate(args)
     except KeyboardInterrupt:  # e.g. while the model loads, before any file is open
         print("asteroid-unet: interrupted", file=sys.stderr)

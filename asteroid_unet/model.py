@@ -19,7 +19,8 @@ from .asteroid_api import file_separate, separate_like_asteroid, separate_wavefo
 from .errors import CheckpointError, one_line
 from .filterbank import STFTFilterbank
 from .masknet import UNetMaskNet, UNetPerTarget
-from .weights import load_package, locate
+from .provenance import checked as checked_provenance
+from .weights import DEFAULT_MODEL, read_package
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
 MASK_EPS = 1e-10  # Spleeter's epsilon in its ratio masks
@@ -89,6 +90,10 @@ class UNet(BaseEncoderMaskerDecoder):
             any of ``wiener_iterations`` (int), ``tta`` and ``full_band`` (bool); what it leaves out
             takes the package's defaults (:func:`asteroid_unet.separator.model_settings`). Saved with
             the model. Default: none.
+        provenance (dict): where the weights came from (base weights, training runs with their data
+            sets and licences, measured scores), JSON-plain; see :mod:`asteroid_unet.provenance`.
+            Saved with the model, extended by the recipes; ``asteroid-unet info`` prints it.
+            Default: None (not recorded).
 
     :func:`spleeter_args` gives the arguments of Spleeter's pretrained models.
 
@@ -145,6 +150,7 @@ class UNet(BaseEncoderMaskerDecoder):
         mask_exponent: float = 0.0,
         mask_extension: str = "top",
         separation: Optional[dict] = None,
+        provenance: Optional[dict] = None,
     ):
         targets = [str(t) for t in targets]
         if not targets:
@@ -204,6 +210,7 @@ class UNet(BaseEncoderMaskerDecoder):
         self.patch_batch = int(patch_batch)
         self.masknet_args = masknet_args
         self.separation = separation_settings(separation)
+        self.provenance = checked_provenance(provenance)
         self.register_buffer("crossfade", _crossfade_window(self.patch_frames, self.patch_hop))
 
     # ----- waveform path (Asteroid's encoder -> masker -> decoder) -----
@@ -441,6 +448,7 @@ class UNet(BaseEncoderMaskerDecoder):
             mask_exponent=self.mask_exponent,
             mask_extension=self.mask_extension,
             separation=dict(self.separation),
+            provenance=checked_provenance(self.provenance),
             **self.masknet_args,
         )
 
@@ -454,8 +462,8 @@ class UNet(BaseEncoderMaskerDecoder):
         if isinstance(pretrained_model_conf_or_path, dict):
             conf, where = pretrained_model_conf_or_path, "package"
         else:
-            where = locate(pretrained_model_conf_or_path)
-            conf = load_package(where)
+            where = pretrained_model_conf_or_path or DEFAULT_MODEL
+            conf = read_package(pretrained_model_conf_or_path)
         try:
             return super().from_pretrained(conf, *args, **kwargs).eval()
         except Exception as err:  # wrong args, shapes or types in a stranger's package: one line, not a traceback

@@ -11,6 +11,7 @@ Names (package data, no download at run time):
 
 An existing path wins over a name, and a name over a Hub repo id.
 """
+import json
 import pickle
 import re
 from importlib import resources
@@ -60,8 +61,21 @@ def locate(spec: Union[None, str, Path] = None) -> Path:
 
 
 def read_package(spec: Union[None, str, Path] = None) -> dict:
-    """The checked Asteroid package of ``spec`` (see :func:`locate`): :func:`load_package` of its file."""
-    return load_package(locate(spec))
+    """The checked Asteroid package of ``spec`` (see :func:`locate`): :func:`load_package` of its file.
+    A packaged model whose file carries no provenance record gets the package's own
+    (:func:`packaged_provenance`)."""
+    conf = load_package(locate(spec))
+    name = DEFAULT_MODEL if spec is None else str(spec)
+    if name in PACKAGED and conf["model_args"].get("provenance") is None:
+        conf["model_args"]["provenance"] = packaged_provenance(name)
+    return conf
+
+
+def packaged_provenance(name: str) -> dict:
+    """The provenance record of a packaged model (``weights/provenance.json``): its base weights,
+    training runs and measured scores (see :mod:`asteroid_unet.provenance`)."""
+    records = json.loads((resources.files(__package__) / "weights" / "provenance.json").read_text())
+    return records[name]
 
 
 def resolve(spec: Union[str, Path]) -> Path:
