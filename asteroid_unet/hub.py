@@ -2,13 +2,16 @@
 
 Folder layout (what ``BaseModel.from_pretrained("org/name")`` downloads is ``pytorch_model.bin``)::
 
-    pytorch_model.bin      the Asteroid package (``UNet.serialize()``), plain types only
-    README.md              model card with the evaluation table
+    pytorch_model.bin      the Asteroid package (``UNet.serialize()``), plain types only, with its
+                           provenance record (base weights, training runs, measured scores)
+    README.md              model card built from that record (:mod:`asteroid_unet.card`)
     training_config.yaml   the configuration the model was trained with
     results.json           the evaluation summary (when given)
     hyperparams.yaml       the SpeechBrain interface (``UNetSeparator.from_hparams``) over the same weights
     app.py                 the web page (``asteroid_unet/app.py``), serving these weights as a Gradio Space
-    requirements.txt       what a Space pip-installs for it; packages.txt: what it apt-installs (ffmpeg)
+    requirements.txt       what a Space pip-installs for it: this package's wheel, carried in the folder,
+                           with its [app] extra; packages.txt: what it apt-installs (ffmpeg)
+    asteroid_unet-*.whl    that wheel
 
 The model card's front matter carries the Space metadata too (``sdk: gradio``, ``app_file: app.py``),
 so the same folder uploads as a model repo or as a Space.
@@ -17,101 +20,38 @@ Command line::
 
     python -m asteroid_unet.hub export --model paper --out hub --repo-id me/unet-paper   # a packaged model
     python -m asteroid_unet.hub export --model exp/best_model.pth --out exp/hub \\
-        --results exp/eval/summary.json --config exp/conf.yaml --repo-id org/unet-musdb18
+        --results exp/eval/summary.json --eval-set "musdb18 test" --config exp/conf.yaml --repo-id org/unet-musdb18
     python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18
     python -m asteroid_unet.hub upload --folder exp/hub --repo-id org/unet-musdb18-demo --space
 """
 import argparse
+import base64
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-import yaml
+import torch
 
-from . import __version__
-from .evaluate import markdown_table
-from .weights import CheckpointError, load_package, locate
+from . import provenance
+from .card import model_card
+from .errors import one_line
+from .weights import CheckpointError, load_package, read_package
 
 MODEL_FILE = "pytorch_model.bin"
 HPARAMS_FILE = "hyperparams.yaml"
 CONFIG_FILE = "training_config.yaml"
 APP_FILE = "app.py"
-APP_REQUIREMENT = f"asteroid-unet[app]=={__version__}"
-TAGS = ("asteroid", "audio", "audio-to-audio", "source-separation", "music-source-separation", "singing-voice")
-
-
-def model_card(package: Mapping, repo_id: str, summary: Optional[Mapping] = None, dataset: str = "musdb18",
-               license: str = "cc-by-nc-sa-4.0") -> str:
-    """The README.md text: Hub and Space front matter, usage, model arguments and the evaluation table."""
-    args = package["model_args"]
-    spleeter = bool(args.get("spleeter_layers"))
-    if spleeter:  # Deezer's weights, trained on Deezer's private catalogue
-        license, dataset = "mit", None
-    meta = {"library_name": "asteroid", "tags": list(TAGS), "license": license}
-    if dataset:
-        meta["datasets"] = [dataset]
-    meta.update(space_metadata(repo_id))
-    front = yaml.safe_dump(meta, sort_keys=False)
-    if spleeter:
-        about = ("Deezer's pretrained Spleeter U-Net (MIT licence, Copyright (c) 2019-present Deezer), converted from "
-                 "its TensorFlow checkpoint by `asteroid-unet convert-spleeter`, with Spleeter's own layer order, "
-                 "STFT and ratio masks.")
-    else:
-        about = ("Singing voice separation with the deep U-Net of Jansson et al. (ISMIR 2017), "
-                 f"trained with the `asteroid-unet` Asteroid recipe (`egs/musdb18`) on {dataset}.")
-    channels = args.get("audio_channels", 1)
-    network_input = "the mono downmix" if channels == 1 else f"{channels} channels"
-    lines = [
-        f"---\n{front}---",
-        f"# {repo_id.split('/')[-1]}",
-        "",
-        about,
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "import asteroid_unet  # registers UNet with Asteroid",
-        "from asteroid.models import BaseModel",
-        "",
-        f'model = BaseModel.from_pretrained("{repo_id}")',
-        'model.separate("song.wav")  # writes song_est1.wav (vocals) and song_est2.wav (accompaniment)',
-        "```",
-        "",
-        "The stems are full band, at the file's own rate and channel count, and sum to the input: the",
-        f"same as `asteroid-unet separate song.wav --model {repo_id}` or `asteroid-infer {repo_id} --files song.wav`.",
-        f"The network itself runs on {network_input} at {args['sample_rate']:g} Hz. With SpeechBrain, the",
-        "`hyperparams.yaml` of this folder loads with `asteroid_unet.speechbrain.UNetSeparator.from_hparams`.",
-        "",
-        "## Model",
-        "",
-        "| argument | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in args.items()],
-        "",
-    ]
-    if summary:
-        n_tracks = max((row.get("n_tracks", 0) for row in summary.values()), default=0)
-        lines += [
-            "## Results",
-            "",
-            f"BSSEval v4 (museval), median over 1 s windows then over {n_tracks} tracks, in dB. "
-            "`MIX` is the mixture as estimate (floor); `IRM` is the oracle ratio mask at the model's STFT (ceiling).",
-            "",
-            markdown_table(summary),
-        ]
-    lines += [
-        "## Reference",
-        "",
-        "A. Jansson, E. Humphrey, N. Montecchio, R. Bittner, A. Kumar, T. Weyde, "
-        "*Singing Voice Separation with Deep U-Net Convolutional Networks*, ISMIR 2017.",
-        "",
-    ]
-    if spleeter:
-        lines += ["R. Hennequin, A. Khlif, F. Voituret, M. Moussallam, *Spleeter: a fast and efficient music source "
-                  "separation tool with pre-trained models*, JOSS 5(50), 2154, 2020. Weights: "
-                  "https://github.com/deezer/spleeter (MIT).", ""]
-    return "\n".join(lines)
+DISTRIBUTION = "asteroid-unet"
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root, where pyproject.toml lies
 
 
 def space_metadata(repo_id: str) -> dict:
@@ -122,38 +62,107 @@ def space_metadata(repo_id: str) -> dict:
             "python_version": "3.11", "app_file": APP_FILE, "pinned": False}
 
 
-def write_space_files(out: Path, requirement: str) -> None:
-    """The page's ``app.py`` (this package's own), ``requirements.txt`` and ``packages.txt``."""
+def write_space_files(out: Path, requirement: Optional[str] = None) -> None:
+    """The page's ``app.py`` (this package's own), ``requirements.txt`` and ``packages.txt``.
+
+    ``requirement`` is the pip line that installs this package with its ``[app]`` extra; None: this
+    package's own wheel, written into ``out`` (:func:`package_wheel`) and named by a relative path,
+    so the Space installs from what it carries plus what PyPI has."""
     from . import app
 
+    if requirement is None:
+        wheel = package_wheel(out)
+        requirement = f"./{wheel.name}[app]"
     shutil.copyfile(app.__file__, out / APP_FILE)
     (out / "requirements.txt").write_text(requirement + "\n")
     (out / "packages.txt").write_text("ffmpeg\n")  # decodes m4a, mp4 and other formats libsndfile cannot
 
 
-def export(model_path, out_dir, repo_id: str, summary: Optional[Mapping] = None, config_path=None,
-           dataset: str = "musdb18", license: str = "cc-by-nc-sa-4.0", requirement: str = APP_REQUIREMENT) -> Path:
-    """Write the Hub folder for the package at ``model_path`` into ``out_dir``; returns ``out_dir``.
+def package_wheel(out_dir) -> Path:
+    """This installed package as a wheel in ``out_dir``: built from the checkout when the package runs
+    from one (pip and the project's build backend), else packed from the installed files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wheel = _built_wheel() if (SOURCE_ROOT / "pyproject.toml").is_file() else _installed_wheel()
+    shutil.copyfile(wheel, out_dir / wheel.name)
+    return out_dir / wheel.name
 
-    Files already in ``out_dir`` (for example the SpeechBrain interface) are kept.
+
+@functools.lru_cache(maxsize=1)
+def _built_wheel() -> Path:
+    """The checkout built once per process with ``pip wheel`` (the build backend from the venv when it
+    has it, else the isolated build pip sets up)."""
+    folder = Path(tempfile.mkdtemp(prefix="asteroid-unet-wheel-"))
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(folder),
+                          str(SOURCE_ROOT)], capture_output=True, text=True)
+    wheels = sorted(folder.glob("*.whl"))
+    if run.returncode or not wheels:
+        raise CheckpointError(f"cannot build the asteroid-unet wheel for the Space ({one_line(run.stderr or 'no wheel')}); "
+                              "pass --requirement with a pip line that installs asteroid-unet[app]")
+    return wheels[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_wheel() -> Path:
+    """A wheel holding exactly the files that the installed distribution records (pip's RECORD),
+    with a new RECORD; files installed outside site-packages (scripts) are left out, as pip
+    regenerates them."""
+    dist = importlib.metadata.distribution(DISTRIBUTION)
+    name = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}-py3-none-any.whl"
+    folder = Path(tempfile.mkdtemp(prefix="asteroid-unet-wheel-"))
+    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    rows = []
+    with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in dist.files or []:
+            if file.parts[0] == ".." or "__pycache__" in file.parts or file.name in skip:
+                continue
+            data = Path(file.locate()).read_bytes()
+            archive.writestr(file.as_posix(), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{file.as_posix()},sha256={digest},{len(data)}")
+        info = next(f.parent for f in dist.files if f.name == "METADATA" and f.parent.name.endswith(".dist-info"))
+        record = f"{info.as_posix()}/RECORD"
+        archive.writestr(record, "\n".join([*rows, f"{record},,"]) + "\n")
+    return folder / name
+
+
+def export(model, out_dir, repo_id: str, summary: Optional[Mapping] = None, config_path=None,
+           license: Optional[str] = None, eval_set: Optional[str] = None, requirement: Optional[str] = None) -> Path:
+    """Write the Hub folder of ``model`` into ``out_dir``; returns ``out_dir``.
+
+    Files already in ``out_dir`` (for example the SpeechBrain interface) are kept. The weights are
+    written with their provenance record (:mod:`asteroid_unet.provenance`), extended by this
+    export's scores, and the card (README.md) is built from that record (:mod:`asteroid_unet.card`).
 
     Args:
-        model_path: ``best_model.pth`` from the recipe.
+        model: a packaged model name (``paper``, ``spleeter-2stems``), an Asteroid package file
+            (``best_model.pth`` from a recipe) or a hub folder.
         out_dir: destination folder.
         repo_id: ``org/name`` used in the model card.
-        summary: evaluation summary (:func:`asteroid_unet.evaluate.summarize`), or None.
+        summary: evaluation summary (:func:`asteroid_unet.evaluate.summarize`), or None; its
+            ``UNet`` row is recorded in the weights as the scores on ``eval_set``.
         config_path: the training config (yaml) to include, or None.
-        dataset, license: Hub metadata. Defaults ``musdb18`` and ``cc-by-nc-sa-4.0`` (MUSDB18's terms).
-        requirement: the line of the Space's ``requirements.txt`` that installs this package with its
-            ``[app]`` extra (a version, a wheel URL or ``git+https://...``).
+        license: a Hub licence id, no looser than the weights' base and training data allow
+            (else :class:`~asteroid_unet.provenance.LicenceError`); None: the most restrictive of those.
+        eval_set: the name of the evaluation set of ``summary`` (for example ``musdb18 test``).
+        requirement: the Space's pip line for this package with its ``[app]`` extra; None: this
+            package's wheel, carried in the folder.
     """
-    package = load_package(model_path)
     if "/" not in repo_id:
         raise ValueError(f"repo_id must look like 'org/name', got {repo_id!r}")
+    package = read_package(model)
+    args = package["model_args"]
+    if summary and "UNet" in summary:
+        row = summary["UNet"]
+        args["provenance"] = provenance.with_evaluation(args.get("provenance"), eval_set or "unnamed evaluation set",
+                                                        row, row.get("n_tracks", 0))
+    extra = space_metadata(repo_id)
+    card = model_card(package, repo_id, summary, license, extra)  # refuses a looser licence before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, out / MODEL_FILE)
-    (out / "README.md").write_text(model_card(package, repo_id, summary, dataset, license))
+    torch.save(package, out / MODEL_FILE)
+    card.save(out / "README.md")
     if config_path is not None:
         shutil.copyfile(config_path, out / CONFIG_FILE)
     if summary:
@@ -234,9 +243,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     exp.add_argument("--repo-id", required=True, help="org/name, used in the model card")
     exp.add_argument("--results", help="summary.json written by the evaluation")
     exp.add_argument("--config", help="training config yaml")
-    exp.add_argument("--dataset", default="musdb18")
-    exp.add_argument("--license", default="cc-by-nc-sa-4.0")
-    exp.add_argument("--requirement", default=APP_REQUIREMENT, help="the Space's pip line for this package")
+    exp.add_argument("--eval-set", help="the name of the evaluation set of --results (e.g. 'musdb18 test')")
+    exp.add_argument("--license", help="Hub licence id; default: the most restrictive of the weights' base and "
+                                       "training data (a looser one is refused)")
+    exp.add_argument("--requirement", help="the Space's pip line for this package with its [app] extra "
+                                           "(default: this package's wheel, written into the folder)")
     up = sub.add_parser("upload", help="push an exported folder to the Hub")
     up.add_argument("--folder", required=True)
     up.add_argument("--repo-id", required=True)
@@ -246,12 +257,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         if args.command == "export":
             summary = json.loads(Path(args.results).read_text()) if args.results else None
-            out = export(locate(args.model), args.out, args.repo_id, summary, args.config, args.dataset, args.license,
+            out = export(args.model, args.out, args.repo_id, summary, args.config, args.license, args.eval_set,
                          args.requirement)
             print(f"Exported {args.model} to {out}")
         else:
             print(upload_folder(args.folder, args.repo_id, private=args.private, space=args.space))
-    except (FileNotFoundError, ValueError, CheckpointError) as err:
+    except (OSError, ValueError, CheckpointError) as err:
         parser.exit(1, f"error: {err}\n")
 
 

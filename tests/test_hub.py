@@ -1,12 +1,16 @@
 import json
 import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 
-from asteroid_unet import UNet, hub
+from asteroid_unet import UNet, hub, provenance
 from helpers import load_from_offline_hub
 
 SUMMARY = {
@@ -24,21 +28,25 @@ def exported(tmp_path, small_model):
     config.write_text("data:\n  batch_size: 4\n")
     (tmp_path / "hub").mkdir()
     (tmp_path / "hub" / "NOTES.md").write_text("kept\n")  # files already there are kept
-    folder = hub.export(model_path, tmp_path / "hub", "someone/unet-test", SUMMARY, config, dataset="musdb18")
+    folder = hub.export(model_path, tmp_path / "hub", "someone/unet-test", SUMMARY, config, eval_set="musdb18 test")
     return small_model, folder
 
 
 def test_export_layout_and_model_card(exported):
     _, folder = exported
     assert sorted(p.name for p in folder.iterdir()) == [
-        "NOTES.md", "README.md", "app.py", "hyperparams.yaml", "packages.txt", "pytorch_model.bin", "requirements.txt",
-        "results.json", "training_config.yaml"]
+        "NOTES.md", "README.md", "app.py", "asteroid_unet-0.1.0-py3-none-any.whl", "hyperparams.yaml", "packages.txt",
+        "pytorch_model.bin", "requirements.txt", "results.json", "training_config.yaml"]
     assert "!new:asteroid_unet.UNet" in (folder / "hyperparams.yaml").read_text()  # the SpeechBrain interface
     card = (folder / "README.md").read_text()
-    front = yaml.safe_load(card.split("---")[1])
-    assert front["library_name"] == "asteroid"
-    assert {"asteroid", "audio", "audio-to-audio", "source-separation"} <= set(front["tags"])
-    assert front["datasets"] == ["musdb18"] and front["license"] == "cc-by-nc-sa-4.0"
+    data = ModelCard.load(folder / "README.md").data
+    assert data.library_name == "asteroid"
+    assert {"asteroid", "audio", "audio-to-audio", "source-separation"} <= set(data.tags)
+    # weights of unrecorded origin are research use only, and say so
+    assert data.license == "other" and data.license_name == "research-use-only" and data.base_model is None
+    assert "origin of these weights was not recorded" in card
+    assert [(r.dataset_name, r.metric_name, r.metric_value) for r in data.eval_results] == [
+        ("musdb18 test", "vocals SDR (museval, median)", 3.5), ("musdb18 test", "accompaniment SDR (museval, median)", 9.5)]
     assert "| MIX | -4.00" in card and "| IRM | 9.00" in card and "| UNet | 3.50" in card
     assert 'from_pretrained("someone/unet-test")' in card
     assert json.loads((folder / "results.json").read_text())["UNet"]["vocals"]["SDR"] == 3.5
@@ -57,7 +65,7 @@ def test_exported_folder_loads_locally_and_from_offline_hub_cache(exported, tmp_
 
 
 def test_export_rejects_bad_input(tmp_path, small_model):
-    with pytest.raises(ValueError, match="no such model file"):
+    with pytest.raises(ValueError, match="missing.pth: no such file"):
         hub.export(tmp_path / "missing.pth", tmp_path / "out", "a/b")
     other = tmp_path / "other.pth"
     torch.save({"model_name": "ConvTasNet", "state_dict": {}}, other)
@@ -81,7 +89,13 @@ def test_export_writes_a_space_that_serves_its_own_weights(exported):
     assert front["sdk_version"] == asteroid_unet.app.GRADIO_VERSION
     assert front["library_name"] == "asteroid"  # still a model card
     assert (folder / "app.py").read_text() == Path(asteroid_unet.app.__file__).read_text()
-    assert (folder / "requirements.txt").read_text() == "asteroid-unet[app]==0.1.0\n"
+    # the Space installs this package from the wheel it carries, with the page's extra
+    assert (folder / "requirements.txt").read_text() == "./asteroid_unet-0.1.0-py3-none-any.whl[app]\n"
+    with zipfile.ZipFile(folder / "asteroid_unet-0.1.0-py3-none-any.whl") as wheel:
+        names = wheel.namelist()
+        metadata = wheel.read("asteroid_unet-0.1.0.dist-info/METADATA").decode()
+    assert "asteroid_unet/app.py" in names and "asteroid_unet/weights/provenance.json" in names
+    assert "Provides-Extra: app" in metadata and "gradio==" in metadata
     assert (folder / "packages.txt").read_text() == "ffmpeg\n"
     # As a Space runs it (python app.py, in the folder), its default model is the folder's own weights.
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=folder, capture_output=True, text=True, timeout=300,
@@ -113,8 +127,12 @@ def test_cli_export(tmp_path, small_model):
     torch.save(small_model.serialize(), model_path)
     results = tmp_path / "summary.json"
     results.write_text(json.dumps(SUMMARY))
-    hub.main(["export", "--model", str(model_path), "--out", str(tmp_path / "o"), "--repo-id", "a/b", "--results", str(results)])
+    hub.main(["export", "--model", str(model_path), "--out", str(tmp_path / "o"), "--repo-id", "a/b", "--results",
+              str(results), "--eval-set", "tiny test"])
     assert "| UNet | 3.50" in (tmp_path / "o" / "README.md").read_text()
+    record = UNet.from_pretrained(str(tmp_path / "o")).provenance  # the scores are in the exported weights
+    assert record["evaluation"][0]["set"] == "tiny test" and record["evaluation"][0]["tracks"] == 2
+    assert record["evaluation"][0]["metrics"]["vocals"]["SDR"] == 3.5
     with pytest.raises(SystemExit) as exit_info:
         hub.main(["export", "--model", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "o"), "--repo-id", "a/b"])
     assert exit_info.value.code == 1
@@ -133,3 +151,79 @@ def test_upload_as_space(exported, monkeypatch):
     (folder / "app.py").unlink()
     with pytest.raises(FileNotFoundError, match="app.py"):
         hub.upload_folder(folder, "someone/unet-demo", space=True)
+
+
+def test_packaged_paper_export_states_research_use_and_its_data(tmp_path):
+    folder = hub.export("paper", tmp_path / "hub", "someone/unet-paper", requirement="asteroid-unet[app]")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license == "other" and card.data.license_name == "research-use-only"
+    assert card.data.base_model is None  # trained from scratch
+    assert card.data.datasets == ["mir-1k", "musdb18", "wesnoth-1.16-music"]
+    assert ("MUSDB18-7 test previews", "vocals SDR (museval, median)", 5.2) in [
+        (r.dataset_name, r.metric_name, r.metric_value) for r in card.data.eval_results]
+    # model_card.md (the package's own card for these weights) says the same licence
+    own = ModelCard.load(Path(hub.__file__).parents[1] / "model_card.md").data
+    assert (own.license, own.license_name) == (card.data.license, card.data.license_name)
+    assert "MIR-1K" in card.text and "research use only" in card.text and "MIT" not in card.data.to_yaml()
+    assert "trained with the asteroid-unet Asteroid recipe" not in card.text
+
+
+def test_packaged_spleeter_export_is_mit_with_deezer_as_origin(tmp_path):
+    folder = hub.export("spleeter-2stems", tmp_path / "hub", "someone/spleeter", requirement="asteroid-unet[app]")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license == "mit" and card.data.license_name is None
+    assert card.data.base_model is None and card.data.datasets is None  # converted, not trained further here
+    assert ("MUSDB18-7 test previews", "vocals SDR (museval, median)", 7.97) in [
+        (r.dataset_name, r.metric_name, r.metric_value) for r in card.data.eval_results]
+    assert "Deezer" in card.text and "Not trained further by asteroid-unet" in card.text
+    record = UNet.from_pretrained(str(folder)).provenance
+    assert record["base"]["licence"] == "mit" and len(record["base"]["sha256"]) == 64
+
+
+def test_a_fine_tune_on_musdb18_is_research_only_and_a_looser_licence_is_refused(tmp_path, small_model):
+    base = {"name": "spleeter-2stems", "licence": "mit", "source": "Deezer"}
+    small_model.provenance = provenance.with_training(
+        provenance.record(base), "egs/musdb18", [provenance.dataset("musdb18", 79, 0.153)], steps=100)
+    torch.save(small_model.serialize(), tmp_path / "tuned.pth")
+    folder = hub.export(tmp_path / "tuned.pth", tmp_path / "hub", "me/tuned", requirement="asteroid-unet[app]")
+    card = ModelCard.load(folder / "README.md")
+    assert (card.data.license, card.data.base_model, card.data.datasets) == ("other", "spleeter-2stems", ["musdb18"])
+    assert "musdb18 (79 tracks, 0.15 h" in card.text and "non-commercial research use only" in card.text
+    for looser in ("mit", "cc-by-nc-sa-4.0"):
+        with pytest.raises(provenance.LicenceError, match=f"licence {looser} is looser than the weights allow: "
+                                                          "training run 1 on musdb18"):
+            hub.export(tmp_path / "tuned.pth", tmp_path / "refused", "me/tuned", license=looser)
+        assert not (tmp_path / "refused").exists()  # nothing written
+    out = subprocess.run([sys.executable, "-m", "asteroid_unet.hub", "export", "--model", str(tmp_path / "tuned.pth"),
+                          "--out", str(tmp_path / "o"), "--repo-id", "me/tuned", "--license", "mit"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1 and "looser" in out.stderr
+    assert "Traceback" not in out.stderr
+    # as strict as the data, or stricter, is accepted
+    folder = hub.export(tmp_path / "tuned.pth", tmp_path / "same", "me/tuned", license="other",
+                        requirement="asteroid-unet[app]")
+    assert ModelCard.load(folder / "README.md").data.license == "other"
+
+
+def test_space_wheel_is_packed_from_an_installed_package(tmp_path):
+    """Without a checkout (a plain pip install), the Space's wheel is packed from the installed files."""
+    built = hub.package_wheel(tmp_path / "built")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(built)], check=True, timeout=300)
+    code = ("import sys; from asteroid_unet import hub; "
+            "assert not (hub.SOURCE_ROOT / 'pyproject.toml').exists(), hub.SOURCE_ROOT; "
+            "print(hub.package_wheel(sys.argv[1]))")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "packed")], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    packed = Path(out.stdout.strip())
+    with zipfile.ZipFile(built) as a, zipfile.ZipFile(packed) as b:
+        original, repacked = set(a.namelist()), set(b.namelist())
+        assert repacked == original  # every file, the dist-info included
+        assert all(a.read(n) == b.read(n) for n in original if not n.endswith("RECORD"))
+    reinstalled = tmp_path / "again"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
+                    str(reinstalled), str(packed)], check=True, timeout=300)
+    assert (reinstalled / "asteroid_unet" / "weights" / "provenance.json").is_file()

@@ -9,7 +9,7 @@ from helpers import band_sum_error, load_from_offline_hub, small_spleeter_model
 
 from asteroid_unet import UNet, hub, load_model, separate
 from asteroid_unet.masknet import DecoderBlock, same_padding
-from asteroid_unet.weights import packaged_path
+from asteroid_unet.weights import packaged_path, packaged_provenance
 
 RATE = 44100
 
@@ -129,7 +129,9 @@ def test_the_paper_name_loads_the_paper_model(monkeypatch):
 def test_hub_export_loads_in_asteroid_and_speechbrain_offline(model, tmp_path):
     from asteroid_unet.speechbrain import UNetSeparator
 
-    torch.save(model.serialize(), tmp_path / "model.pth")
+    package = model.serialize()
+    package["model_args"]["provenance"] = packaged_provenance("spleeter-2stems")  # what the converter records
+    torch.save(package, tmp_path / "model.pth")
     folder = hub.export(tmp_path / "model.pth", tmp_path / "hub", "someone/spleeter-2stems")
     card = (folder / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["license"] == "mit" and "Deezer" in card
