@@ -9,6 +9,7 @@ previews and short MIR-1K songs feed 11.9 s patches without padding. With cross-
 remixing, every source is drawn from its own stream at its own offset, and all-silent
 tracks (the vocals of instrumental music) are left out of that source's stream.
 """
+import json
 import math
 import os
 import random
@@ -20,6 +21,8 @@ from typing import Dict, List, Sequence, Tuple
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset
+
+from .provenance import dataset
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
@@ -58,6 +61,32 @@ def read_channels(path: Path, sample_rate: int, channels: int = 1) -> torch.Tens
 
         wav = AF.resample(wav, int(rate), int(sample_rate))
     return wav
+
+
+def prepared_datasets(root: Path) -> List[dict]:
+    """The training sets of a prepared folder, for a provenance record: one entry per set that the
+    recipe's stage 0 prepared into it (its markers ``.prepared/<set>.json``), with its name, licence,
+    training tracks, hours and validation tracks; a folder without markers is one set of unknown origin."""
+    root = Path(root)
+    markers = sorted((root / ".prepared").glob("*.json"))
+    if not markers:
+        tracks = track_folders(root, "train")
+        return [dataset(root.name, len(tracks), _hours(tracks))]
+    entries = []
+    for marker in markers:
+        info = json.loads(marker.read_text())
+        if marker.stem == "musdb":  # prepare_data.py: a MUSDB18 root, or the synthetic set written in its layout
+            synthetic = (Path(info["settings"]["musdb_root"]) / "synth.json").is_file()
+            name = "synthetic-musdb18" if synthetic else "musdb18"
+        else:  # prepare_pairs.py / prepare_instrumental.py: the root's name
+            name = marker.stem
+        train = [root / "train" / t for t in info["tracks"].get("train", [])]
+        entries.append(dataset(name, len(train), _hours(train), validation_tracks=len(info["tracks"].get("valid", []))))
+    return entries
+
+
+def _hours(tracks: Sequence[Path]) -> float:
+    return sum(sf.info(str(source_file(t, "accompaniment"))).duration for t in tracks) / 3600
 
 
 def track_folders(root: Path, split: str) -> List[Path]:

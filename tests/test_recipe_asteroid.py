@@ -302,3 +302,43 @@ def test_val_sdr_picks_the_checkpoint_and_ratio_loss_trains_the_decoders(recipe,
         refs = {s: a.mT.double().numpy() for s, a in track.items()}
         scores.append(bss_eval(refs, {s: stems[s].mT.double().numpy() for s in refs}, 8192)["vocals"]["SDR"])
     assert float(np.nanmedian(scores)) == pytest.approx(results["best_val_sdr"], abs=1e-3)
+
+
+def test_fine_tune_export_card_names_base_data_licence_and_scores(tmp_path):
+    """run.sh --init (a model carrying Spleeter 2stems' provenance record) --config finetune_quick on a
+    MUSDB18 tree, stages 0 to 3: the weights' record gains the run, the card built from it says research
+    use only (MUSDB18's terms, not the base's MIT), names the base model, the data and stage 2's scores,
+    and a looser --license stops stage 3 in one line."""
+    from huggingface_hub import ModelCard
+
+    from asteroid_unet.weights import packaged_provenance
+    from conftest import write_tiny_musdb
+
+    musdb = write_tiny_musdb(tmp_path / "musdb18-tiny", n_train=3, n_test=1, seconds=3.0)
+    init = tiny_stereo_model()
+    init.provenance = packaged_provenance("spleeter-2stems")
+    torch.save(init.serialize(), tmp_path / "init.pth")
+    exp = tmp_path / "exp"
+    run_recipe(tmp_path, "--musdb_root", str(musdb), "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth"),
+               "--config", "finetune_quick", overrides=["trainer.max_steps=2", "trainer.limit_train_batches=2",
+                                                         "data.batch_size=2", "data.samples_per_track=2"])
+    card = ModelCard.load(exp / "hub" / "README.md")
+    assert (card.data.license, card.data.license_name) == ("other", "research-use-only")
+    assert card.data.base_model == "spleeter-2stems" and card.data.datasets == ["musdb18"]
+    summary = json.loads((exp / "eval" / "summary.json").read_text())
+    assert {(r.dataset_name, r.metric_name, r.metric_value) for r in card.data.eval_results} == {
+        ("musdb18-tiny test", f"{t} SDR (museval, median)", round(summary["UNet"][t]["SDR"], 3))
+        for t in ("vocals", "accompaniment")}
+    assert "non-commercial research use only" in card.text and "base weights spleeter-2stems: mit" in card.text
+    record = UNet.from_pretrained(str(exp / "hub")).provenance
+    run = record["training"][-1]
+    assert run["steps"] == 2 and run["config"]["data"]["root"] == "prepared-musdb18-tiny-8192"
+    assert run["datasets"] == [{"name": "musdb18", "licence": "other", "terms": run["datasets"][0]["terms"],
+                                "tracks": 2, "hours": round(2 * 3.0 / 3600, 3), "validation_tracks": 1}]
+    assert run["evaluation_before"][0]["metrics"]["vocals"]["SDR"] == 7.97  # the base's scores, kept with the run
+    assert str(tmp_path) not in json.dumps(record)  # no path of this machine in public weights
+    cmd = ["bash", str(RECIPE / "run.sh"), "--stage", "3", "--exp_dir", str(exp), "--musdb_root", str(musdb),
+           "--init", str(tmp_path / "init.pth"), "--license", "mit"]
+    out = subprocess.run(cmd, env=dict(os.environ, PYTHON=sys.executable), capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "licence mit is looser than the weights allow" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -226,6 +226,27 @@ def assert_export_loads_in_both_toolkits(out, tmp_path):
     torch.testing.assert_close(from_hub.separate(x), expected, rtol=0, atol=0)
     torch.testing.assert_close(separator.separate_batch(x), expected.transpose(1, 2), rtol=0, atol=0)
     assert "your-org/unet-musdb18" in (out / "hub" / "README.md").read_text()
+    assert_card_states_origin_and_scores(out)
+
+
+def assert_card_states_origin_and_scores(out):
+    """The exported card, parsed by huggingface_hub: research use only (MUSDB18's terms), no base
+    model (trained from scratch), the training data, and the test scores of test_results.csv."""
+    from huggingface_hub import ModelCard
+
+    from asteroid_unet import UNet
+
+    card = ModelCard.load(out / "hub" / "README.md")
+    assert (card.data.license, card.data.license_name) == ("other", "research-use-only")
+    assert card.data.base_model is None and "musdb18" in card.data.datasets
+    with open(out / "test_results.csv", newline="") as f:
+        median = [r for r in csv.DictReader(f) if r["track"] == "median"][0]
+    found = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    for target in ("vocals", "accompaniment"):
+        assert found[f"{target} SDR (museval, median)"] == pytest.approx(float(median[f"SDR_{target}"]), abs=1e-3)
+    record = UNet.from_pretrained(str(out / "hub")).provenance
+    assert record["training"][-1]["recipe"].startswith("recipes/MUSDB18/separation")
+    return card, record
 
 
 @pytest.mark.slow
@@ -364,7 +385,9 @@ def test_recipe_trains_on_extra_pairs_and_instrumental_roots(tiny_musdb, tmp_pat
     with open(out / "save" / "train.csv", newline="") as f:
         ids = [r["ID"] for r in csv.DictReader(f)]
     assert ids[-2:] == ["pairs-singer_2_01", "music-a"]
-    assert (out / "best_model.pth").is_file()
+    _, record = assert_card_states_origin_and_scores(out)
+    datasets = {d["name"]: (d["licence"], d["tracks"], d["validation_tracks"]) for d in record["training"][-1]["datasets"]}
+    assert datasets == {"musdb18": ("other", 2, 1), "pairs": ("other", 1, 1), "music": ("other", 1, 0)}
 
 
 @pytest.mark.slow

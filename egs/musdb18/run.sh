@@ -27,7 +27,7 @@ data_dir=data
 exp_dir=exp/unet
 eval_root=""           # stage 2 root; default: the training root's test subset
 repo_id=asteroid-unet/unet-musdb18
-license=cc-by-nc-sa-4.0
+license=""             # Hub licence of the export; empty: the most restrictive of the base weights' and the data's
 python=${PYTHON:-}      # the Python with asteroid-unet[train]; default: the active venv's, else the clone's .venv, else python3
 
 options() { sed -n '/^stage=0/,/^python=/p' "$0"; }
@@ -63,10 +63,8 @@ fi
 cd "$(dirname "$0")"  # default paths are relative to the recipe; paths given as options to the caller's folder
 if [[ -z "$musdb_root" ]]; then
   musdb_root=$data_dir/synth-n${n_songs}-d${duration}-s${seed}
-  dataset=synthetic-musdb18
   synthetic=true
 else
-  dataset=musdb18
   synthetic=false
 fi
 prepared=$data_dir/prepared-$(basename "$musdb_root")
@@ -109,7 +107,10 @@ fi
 
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   echo "Stage 3: export -> $exp_dir/hub"
+  license_arg=()
+  [[ -z $license ]] || license_arg=(--license "$license")
   $python -m asteroid_unet.hub export --model "$exp_dir/best_model.pth" --out "$exp_dir/hub" --repo-id "$repo_id" \
-    --results "$exp_dir/eval/summary.json" --config "$exp_dir/conf.yaml" --dataset "$dataset" --license "$license"
+    --results "$exp_dir/eval/summary.json" --eval-set "$(basename "$eval_root") test" --config "$exp_dir/conf.yaml" \
+    "${license_arg[@]}"
   echo "Upload with: $python -m asteroid_unet.hub upload --folder $exp_dir/hub --repo-id $repo_id"
 fi

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -29,8 +30,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from asteroid_unet import UNet, unet_loss
-from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
+from asteroid_unet import UNet, provenance, unet_loss
+from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks, prepared_datasets
 from asteroid_unet.evaluate import score_track
 from asteroid_unet.masknet import UNetMaskNet
 from asteroid_unet.model import batch_norm_eval
@@ -127,6 +128,16 @@ def export_best(checkpoint: str, model: UNet, path: Path) -> None:
     torch.save(model.serialize(), path)
 
 
+def public_config(cfg: DictConfig) -> dict:
+    """The training config for the weights' record, without the paths of this machine."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("exp_dir", None)
+    config["data"]["root"] = Path(config["data"]["root"]).name
+    if config.get("init") and Path(str(config["init"])).exists():
+        config["init"] = Path(str(config["init"])).name
+    return config
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     exp_dir = Path(cfg.exp_dir)
@@ -174,6 +185,9 @@ def main(cfg: DictConfig) -> None:
     if not trainer.is_global_zero:  # rank 0 alone writes the package and the results
         return
     best = checkpoint.best_model_path or str(last)
+    model.provenance = provenance.with_training(
+        model.provenance, f"egs/musdb18 (Asteroid System, conf/{HydraConfig.get().job.config_name}.yaml)",
+        prepared_datasets(cfg.data.root), trainer.global_step, public_config(cfg), trainer.current_epoch)
     export_best(best, model, exp_dir / "best_model.pth")
     results = {"best_checkpoint": best, f"best_{monitor}": float(checkpoint.best_model_score or float("nan")),
                "epochs": trainer.current_epoch, "global_step": trainer.global_step}

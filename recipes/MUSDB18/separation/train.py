@@ -28,7 +28,7 @@ try:
     import numpy as np
     import speechbrain as sb
     import torch
-    from asteroid_unet import UNet, evaluate, hub
+    from asteroid_unet import UNet, evaluate, hub, provenance
     from asteroid_unet.model import batch_norm_eval
     from asteroid_unet.parallel import ordered_map
     from asteroid_unet.separator import stem_names
@@ -339,19 +339,88 @@ def evaluate_and_export(separator, hparams):
     scores = separator.evaluate_tracks(
         hparams["test_data"], hparams["output_folder"]
     )
-    export_model(separator.hparams.model, hparams, {"UNet": scores})
+    export_model(
+        separator.hparams.model,
+        hparams,
+        {"UNet": scores},
+        separator.optimizer_step,
+        separator.hparams.epoch_counter.current,
+    )
 
 
-def export_model(model, hparams, summary):
+def export_model(model, hparams, summary, steps, epochs):
     """The best checkpoint as an Asteroid package (``best_model.pth``, loads
     with ``UNet.from_pretrained``) and as a Hub folder (``hub/``: the same file
     as ``pytorch_model.bin``, a model card, and SpeechBrain's
-    ``hyperparams.yaml``)."""
+    ``hyperparams.yaml``), its provenance record extended by this run and its
+    scores on the test tracks."""
     model = getattr(model, "module", model)  # unwrapped from DDP
+    model.provenance = provenance.with_training(
+        model.provenance,
+        "recipes/MUSDB18/separation (SpeechBrain Brain, hparams/unet.yaml)",
+        training_datasets(hparams),
+        steps,
+        public_config(hparams),
+        epochs,
+    )
     path = os.path.join(hparams["output_folder"], "best_model.pth")
     torch.save(model.serialize(), path)
-    hub.export(path, hparams["hub_folder"], hparams["hub_repo_id"], summary)
+    eval_set = f"{os.path.basename(os.path.normpath(hparams['data_folder']))} test"
+    hub.export(
+        path,
+        hparams["hub_folder"],
+        hparams["hub_repo_id"],
+        summary,
+        eval_set=eval_set,
+    )
     logger.info(f"Asteroid package {path}, Hub folder {hparams['hub_folder']}")
+
+
+def training_datasets(hparams):
+    """The training sets of the manifests, for the provenance record: the
+    MUSDB18 root (or the synthetic set in its layout) and each extra root, by
+    its folder name, with tracks and hours."""
+    rows = {
+        split: _read_manifest(hparams[f"{split}_data"])
+        for split in ("train", "valid")
+    }
+    synthetic = os.path.isfile(os.path.join(hparams["data_folder"], "synth.json"))
+    groups = {"synthetic-musdb18" if synthetic else "musdb18": ""}
+    for entry in hparams["extra_roots"]:
+        folder = os.path.basename(os.path.normpath(str(entry).partition(":")[2]))
+        groups[folder] = folder + "-"
+
+    def origin(row):  # the longest matching prefix; MUSDB18 rows have none
+        return max(
+            (g for g, prefix in groups.items() if row["ID"].startswith(prefix)),
+            key=lambda g: len(groups[g]),
+        )
+
+    return [
+        provenance.dataset(
+            name,
+            tracks=sum(origin(r) == name for r in rows["train"]),
+            hours=sum(
+                float(r["duration"]) for r in rows["train"] if origin(r) == name
+            )
+            / 3600,
+            validation_tracks=sum(origin(r) == name for r in rows["valid"]),
+        )
+        for name in groups
+    ]
+
+
+def public_config(hparams):
+    """The plain settings of the run for the provenance record: numbers,
+    flags and names, without the paths of this machine."""
+    plain = (int, float, bool, str, type(None))
+    return {
+        key: value
+        for key, value in hparams.items()
+        if isinstance(value, plain)
+        and not (isinstance(value, str) and os.sep in value)
+        and not key.endswith(("_folder", "_data", "_log"))
+    }
 
 
 def _write_results_csv(path, per_track, summary, targets):
