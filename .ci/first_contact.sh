@@ -9,8 +9,11 @@
 #   4. the recipes before their extras are installed: one line naming the fix;
 #   5. `pip install '.[speechbrain]'`, then the SpeechBrain recipe on tiny data to its best_model.pth;
 #   6. `pip install '.[train]'`, then `run.sh` stages 0-3 on tiny data, and the quick fine-tuning
-#      configuration from the real default weights (a few steps);
-#   7. `pip uninstall` leaves nothing behind and Python starts cleanly; the same for `pip install -e`.
+#      configuration from the real default weights (a few steps) to its Hub folder, whose card must
+#      say research use only (MUSDB18), name spleeter-2stems as base model and carry stage 2's scores;
+#   7. the Space of that folder, alone: a fresh venv installs its requirements.txt (the wheel the
+#      folder carries, plus PyPI) and its app.py builds the page;
+#   8. `pip uninstall` leaves nothing behind and Python starts cleanly; the same for `pip install -e`.
 # Usage: .ci/first_contact.sh [WORKDIR]   (needs ffmpeg; about 6 GB and 15 minutes on 2 cores)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -125,13 +128,29 @@ for f in best_model.pth eval/summary.json hub/pytorch_model.bin hub/README.md; d
   [ -s "exp/$f" ] || fail "run.sh did not write exp/$f"
 done
 (source venv/bin/activate && bash clone/egs/musdb18/run.sh --musdb_root musdb-tiny --data_dir data --exp_dir quick \
-  --init spleeter-2stems --config finetune_quick --stop_stage 1 -- trainer.max_steps=2 trainer.limit_train_batches=1 \
+  --init spleeter-2stems --config finetune_quick -- trainer.max_steps=2 trainer.limit_train_batches=1 \
   data.val_chunks_per_track=1 data.num_workers=0 trainer.enable_progress_bar=false) > quick.log 2>&1 \
   || { tail -20 quick.log; fail "run.sh --config finetune_quick"; }
 venv/bin/python -c "
 import json; r = json.load(open('quick/train_results.json')); assert r['global_step'] == 2, r
 import asteroid_unet; m = asteroid_unet.load_model('quick/best_model.pth'); assert m.sample_rate == 44100
-print('quick fine-tuning: steps', r['global_step'])"
+from huggingface_hub import ModelCard
+card = ModelCard.load('quick/hub/README.md').data
+assert (card.license, card.license_name, card.base_model, card.datasets) == ('other', 'research-use-only', 'spleeter-2stems', ['musdb18']), card
+summary = json.load(open('quick/eval/summary.json'))['UNet']
+assert {(e.metric_name, e.metric_value) for e in card.eval_results} == {(f'{t} SDR (museval, median)', round(summary[t]['SDR'], 3)) for t in ('vocals', 'accompaniment')}
+print('quick fine-tuning: steps', r['global_step'], 'card', card.license, card.base_model, card.datasets)"
+
+step "the Space alone: a fresh venv installs its requirements and its app.py builds the page"
+python3 -m venv space-venv
+space-venv/bin/pip install -q --upgrade pip
+(cd quick/hub && "$work/space-venv/bin/pip" install -q -r requirements.txt) || fail "the Space's requirements do not install"
+(cd quick/hub && "$work/space-venv/bin/python" -c "
+import app, asteroid_unet, gradio
+assert '/space-venv/' in asteroid_unet.__file__, asteroid_unet.__file__
+page = app.build_app()
+assert isinstance(page, gradio.Blocks), type(page)
+print('Space page built with', asteroid_unet.__file__)") || fail "the Space's app.py does not build its page"
 
 step "pip uninstall, then the same with pip install -e"
 check_clean() {

@@ -365,7 +365,9 @@ def export_model(model, hparams, summary, steps, epochs):
     )
     path = os.path.join(hparams["output_folder"], "best_model.pth")
     torch.save(model.serialize(), path)
-    eval_set = f"{os.path.basename(os.path.normpath(hparams['data_folder']))} test"
+    eval_set = (
+        f"{os.path.basename(os.path.normpath(hparams['data_folder']))} test"
+    )
     hub.export(
         path,
         hparams["hub_folder"],
@@ -384,10 +386,14 @@ def training_datasets(hparams):
         split: _read_manifest(hparams[f"{split}_data"])
         for split in ("train", "valid")
     }
-    synthetic = os.path.isfile(os.path.join(hparams["data_folder"], "synth.json"))
+    synthetic = os.path.isfile(
+        os.path.join(hparams["data_folder"], "synth.json")
+    )
     groups = {"synthetic-musdb18" if synthetic else "musdb18": ""}
     for entry in hparams["extra_roots"]:
-        folder = os.path.basename(os.path.normpath(str(entry).partition(":")[2]))
+        folder = os.path.basename(
+            os.path.normpath(str(entry).partition(":")[2])
+        )
         groups[folder] = folder + "-"
 
     def origin(row):  # the longest matching prefix; MUSDB18 rows have none
