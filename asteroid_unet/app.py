@@ -16,6 +16,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import math
 import os
 import re
 import secrets
@@ -31,13 +32,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # Absolute imports: this file also runs on its own, as a Space's app.py.
-from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, check_file, decode_to_wav,  # noqa: E402
-                                 probe)
+from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioError, AudioReader, check_file,  # noqa: E402
+                                 decode_to_wav, probe)
 from asteroid_unet.budget import MAX_CHANNELS, WorkBudget  # noqa: E402
-from asteroid_unet.errors import one_line  # noqa: E402
-from asteroid_unet.files import output_name, separate_file  # noqa: E402
-from asteroid_unet.guard import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, SessionGuard, Sessions,  # noqa: E402
-                                 megabytes, remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
+from asteroid_unet.errors import CheckpointError, Refusal, one_line  # noqa: E402
+from asteroid_unet.files import Cancelled, output_name, separate_file  # noqa: E402
+from asteroid_unet.guard import SessionGuard  # noqa: E402
+from asteroid_unet.visitors import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, Sessions, megabytes,  # noqa: E402
+                                    remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -57,6 +59,7 @@ GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by t
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")
+MIN_RATE = 8000  # Hz: the lowest sample rate the page takes (telephone audio)
 
 
 def packaged_models() -> Dict[str, Optional[str]]:
@@ -110,15 +113,18 @@ def page_budget(max_seconds: Optional[float]) -> Optional[WorkBudget]:
 
 def refuse_over_limits(seconds: float, channels: int, rate: int, max_seconds: Optional[float],
                        cut: bool = False) -> None:
-    """ValueError, with the page's one-line reason, for a song over the limits (None: no limits):
-    its length, its channels, then the work budget (:func:`page_budget`: rate, seconds x channels)."""
+    """:class:`Refusal`, with the page's one-line reason, for a rate under :data:`MIN_RATE` or a song
+    over the limits (None: no limits): its length, its channels, then the work budget
+    (:func:`page_budget`: rate, seconds x channels)."""
+    if rate < MIN_RATE:
+        raise Refusal(f"a sample rate of {rate} Hz is too low; this page takes songs at {MIN_RATE} Hz or more")
     if max_seconds is None:
         return
     if seconds > max_seconds:
         length = f"over {seconds:.0f} s long" if cut else f"{seconds:.0f} s long"
-        raise ValueError(f"{length}; this page accepts songs up to {max_seconds:g} s")
+        raise Refusal(f"{length}; this page accepts songs up to {max_seconds:g} s")
     if channels > MAX_CHANNELS:
-        raise ValueError(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
+        raise Refusal(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
     page_budget(max_seconds).check(seconds, channels, rate)
 
 
@@ -137,6 +143,12 @@ def bounded_source(song: Path, work: Path, max_seconds: Optional[float]) -> Path
             return song
     cut = None if max_seconds is None else max_seconds + DECODE_MARGIN_SECONDS
     return decode_to_wav(song, work / ".input" / f"{output_name(song)}.wav", cut)
+
+
+def playable(song: Path) -> bool:
+    """Whether browsers play ``song`` as it is, and its header gives its length (its spectrogram reads it)."""
+    info = probe(song)
+    return song.suffix.lower() in BROWSER_PLAYABLE and not (info is not None and math.isnan(info.seconds))
 
 
 def disk_needed(frames: int, channels: int) -> int:
@@ -166,21 +178,24 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
     song = Path(song)
-    if not sessions.begin(session):
+    should_stop = sessions.begin(session)
+    if should_stop is None:
         return Result("A song is still being separated in this tab: wait for it to finish.", {}, None, {})
-    work = sessions.job_folder(session)
+    work, reserved = sessions.job_folder(session), 0
     try:
         work.mkdir(parents=True)
         source = bounded_source(song, work, max_seconds)
         with AudioReader(source) as reader:
             seconds = reader.frames / max(reader.sample_rate, 1)
             refuse_over_limits(seconds, reader.channels, reader.sample_rate, max_seconds, cut=source != song)
-            sessions.make_room(session, disk_needed(reader.frames, reader.channels))
-            mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
+            need = disk_needed(reader.frames, reader.channels)
+            sessions.make_room(session, need)
+            reserved = need
+            mix = song if playable(song) else copy_as_flac(reader, work / "mix.flac")
         progress(0, desc="loading the model")
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
         with slot or nullcontext():
-            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device)
+            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device, should_stop=should_stop)
             if source != song:
                 source.unlink()  # the decoded copy: the stems are made
             progress(1, desc="drawing spectrograms")
@@ -191,10 +206,21 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         log.info("separation of %s failed", song.name, exc_info=True)
         shutil.rmtree(work, ignore_errors=True)
         remove_empty(work.parent)  # the visitor's folder, when this was its first job
-        return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
+        return Result(f"Error: {song.name}: {plain_words(err)}", {}, None, {})
     finally:
+        sessions.settle(session, reserved, folder=work if work.is_dir() else None)
         sessions.end(session)
         return_freed_memory()
+
+
+def plain_words(err: BaseException) -> str:
+    """What a visitor reads of an error: the line of the page's own refusals and of bad files and
+    models, else a plain sentence (the raw text stays in the operator's log)."""
+    if isinstance(err, Cancelled):
+        return "cancelled"
+    if isinstance(err, (Refusal, AudioError, CheckpointError)):
+        return one_line(err)
+    return "this song could not be separated (an error on the server; its log has the details)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -254,13 +280,13 @@ def model_choices(default: Optional[str]) -> Dict[str, Optional[str]]:
 
 
 def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub: bool) -> Optional[str]:
-    """What to load for a picker value: a listed name, or a Hub repo id when ``hub``; else ValueError."""
+    """What to load for a picker value: a listed name, or a Hub repo id when ``hub``; else :class:`Refusal`."""
     choice = (choice or "").strip()
     if choice in choices:
         return choices[choice]
     if hub and HUB_ID.match(choice) and not Path(choice).exists():
         return choice
-    raise ValueError(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
+    raise Refusal(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
 
 
 def hub_folder() -> Path:
@@ -280,7 +306,7 @@ def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, time
     than one of the page's job workers. Errors name the repo id, never a server path.
     """
     if not _downloading.acquire(blocking=False):
-        raise ValueError(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
+        raise Refusal(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
     try:
         return _fetch_from_hub(repo, folder, max_bytes, timeout)
     finally:
@@ -299,10 +325,10 @@ def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> 
     try:
         meta = get_hf_file_metadata(url, timeout=timeout)
     except Exception as err:  # offline, missing repo or file, timeout: many types
-        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+        raise Refusal(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     if meta.size is None or meta.size > max_bytes:
         size = "of unknown size" if meta.size is None else megabytes(meta.size)
-        raise ValueError(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
+        raise Refusal(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
     key = hashlib.sha256(f"{repo_id}\0{meta.commit_hash or meta.etag}".encode()).hexdigest()[:32]
     path = folder / f"{key}.bin"  # named by a digest: nothing the visitor typed becomes a path
     if path.is_file():
@@ -316,15 +342,15 @@ def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> 
             deadline = time.monotonic() + HUB_DOWNLOAD_SECONDS
             for block in response.iter_bytes(1 << 20):
                 if time.monotonic() > deadline:
-                    raise ValueError(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
+                    raise Refusal(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
                 if out.tell() + len(block) > max_bytes:
-                    raise ValueError(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
+                    raise Refusal(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
                 out.write(block)
         os.replace(partial, path)
-    except ValueError:
+    except Refusal:
         raise
     except Exception as err:
-        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+        raise Refusal(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     finally:
         partial.unlink(missing_ok=True)
     return path
@@ -338,7 +364,7 @@ def load_for_page(spec: Optional[str], hub_repo: bool):
     try:
         return cached_model(str(path))
     except Exception as err:
-        raise ValueError(one_line(err).replace(str(path), spec)) from None
+        raise Refusal(one_line(err).replace(str(path), spec)) from None
 
 
 def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, hub: bool = False,
@@ -371,7 +397,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
             if song:
                 spec = load_for_page(spec, hub_repo=spec not in choices.values())  # outside the separation slot
         except Exception as err:
-            result = Result(f"Error: {one_line(err)}", {}, None, {})
+            result = Result(f"Error: {plain_words(err)}", {}, None, {})
         else:
             result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot)
         players = [result.players.get(name) for name in SHOWN]

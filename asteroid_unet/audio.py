@@ -15,6 +15,7 @@ import torch
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".opus", ".wma"}
 OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h); soundfile does not export it
+UNKNOWN_FRAMES = 2**62  # libsndfile reports 2**63 - 1 frames for a file whose header does not give its length
 
 
 class AudioError(Exception):
@@ -135,10 +136,14 @@ class AudioInfo(NamedTuple):
 
 
 def probe(path: Path) -> Optional[AudioInfo]:
-    """Duration, channels and rate from the header (soundfile, else ffprobe); None when neither reads it."""
+    """Duration, channels and rate from the header (soundfile, else ffprobe); None when neither reads it.
+    A header that does not give the length (libsndfile then reports 2**63 - 1 frames) gives NaN seconds
+    and ``soundfile=False``: the file must be decoded to know it."""
     try:
         info = sf.info(str(path))
-        return AudioInfo(info.frames / max(info.samplerate, 1), info.channels, info.samplerate, True)
+        if info.frames < UNKNOWN_FRAMES:
+            return AudioInfo(info.frames / max(info.samplerate, 1), info.channels, info.samplerate, True)
+        return AudioInfo(math.nan, info.channels, info.samplerate, False)  # a header without the length
     except Exception:  # not a soundfile format, or damaged
         pass
     if shutil.which("ffprobe") is None:
