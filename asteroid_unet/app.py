@@ -159,7 +159,7 @@ def disk_needed(frames: int, channels: int) -> int:
 def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: Sessions,
                   max_seconds: Optional[float] = None, device: Optional[str] = None,
                   progress: Callable[..., None] = lambda *args, **kwargs: None,
-                  slot: Optional[threading.Semaphore] = None) -> Result:
+                  slot: Optional[threading.Semaphore] = None, started: Optional[float] = None) -> Result:
     """Separate ``song`` into a new folder of the session's; a failure gives a one-line message, not an exception.
 
     Args:
@@ -174,11 +174,13 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
             separation itself reports through its tqdm bar.
         slot: held while separating (the page's one separation at a time); checks and model
             loading happen before, outside it.
+        started: when the request began (``time.monotonic``; None: now): the owner's cancel after
+            it stops the job at its next chunk, and deletes its files.
     """
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
     song = Path(song)
-    should_stop = sessions.begin(session)
+    should_stop = sessions.begin(session, started)
     if should_stop is None:
         return Result("A song is still being separated in this tab: wait for it to finish.", {}, None, {})
     work, reserved = sessions.job_folder(session), 0
@@ -196,6 +198,8 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
         with slot or nullcontext():
             stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device, should_stop=should_stop)
+            if should_stop():
+                raise Cancelled("cancelled")
             if source != song:
                 source.unlink()  # the decoded copy: the stems are made
             progress(1, desc="drawing spectrograms")
@@ -388,7 +392,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
     slot = threading.Semaphore(1)
 
     def run(upload, recording, choice, fmt, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        session = request.session_hash
+        session, started = request.session_hash, time.monotonic()
         song = upload or recording
         try:
             if song and not sessions.owns(session, song):  # an API call that uploads as it runs, or a stranger's path
@@ -399,7 +403,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
         except Exception as err:
             result = Result(f"Error: {plain_words(err)}", {}, None, {})
         else:
-            result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot)
+            result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot, started)
         players = [result.players.get(name) for name in SHOWN]
         pictures = [result.spectrograms.get(name) for name in SHOWN]
         files = [*players[1:], result.archive] if result.archive else None

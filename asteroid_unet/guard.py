@@ -39,10 +39,12 @@ ROUTES: Dict[Tuple[str, str], str] = {
     ("GET", "/assets/{path:path}"): "public",
     ("GET", "/static/{path:path}"): "public",
     ("GET", "/favicon.ico"): "public",
+    ("GET", "/manifest.json"): "public",
     ("GET", "/theme.css"): "public",
     ("GET", "/gradio_api/theme.css"): "public",
     ("GET", "/gradio_api/info"): "public",
     ("GET", "/gradio_api/info/"): "public",
+    ("GET", "/gradio_api/startup-events"): "public",  # the server calls it once at launch; later calls do nothing
     ("GET", "/gradio_api/heartbeat/{session_hash}"): "path",
     ("GET", "/gradio_api/queue/data"): "query",
     ("POST", "/gradio_api/queue/join"): "body",
@@ -108,29 +110,29 @@ class SessionGuard:
             send = with_cookie(send, token, https)
         route, params = route_for(self.table, scope)
         if route is None or route.rule is None:
-            return await refuse(send, 404, "this page has no such address")
+            return await refuse(send, 404, "this page has no such address", scope)
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         names = [name for name, _ in query]
         if len(set(names)) < len(names):
-            return await refuse(send, 400, "a parameter is given twice")
+            return await refuse(send, 400, "a parameter is given twice", scope)
         if "deep_link" in names:
-            return await refuse(send, 400, "this page keeps no deep links")
+            return await refuse(send, 400, "this page keeps no deep links", scope)
         ids = [value for name, value in query if name == SESSION] + ([params[SESSION]] if SESSION in params else [])
         if route.rule in ("body", "cancel"):
             body, receive = await read_body(receive)
             if body is None:
-                return await refuse(send, 400, "an event must be one JSON object under 1 MiB, each key once")
+                return await refuse(send, 400, "an event must be one JSON object under 1 MiB, each key once", scope)
             ids += [body[SESSION]] if SESSION in body else []
         if len(ids) != (route.rule in ("path", "query", "body", "cancel")) or not all(isinstance(i, str) for i in ids):
-            return await refuse(send, 400, "a request gives one session id, where its address expects it")
+            return await refuse(send, 400, "a request gives one session id, where its address expects it", scope)
         session = ids[0] if ids else None
         if session is not None and not self.sessions.claim(session, token):
-            return await refuse(send, 403, "this session belongs to another client (keep the cookie the page sets)")
+            return await refuse(send, 403, "this session belongs to another client (keep the cookie the page sets)", scope)
         upload_id = dict(query).get("upload_id")
         if upload_id is not None and not self.sessions.claim(f"upload {upload_id}", token):
-            return await refuse(send, 403, "this upload belongs to another client")
+            return await refuse(send, 403, "this upload belongs to another client", scope)
         if route.rule == "file" and DEEP_LINKS in os.path.normpath(params.get("path_or_url", "")).split(os.sep):
-            return await refuse(send, 404, "this page keeps no deep links")
+            return await refuse(send, 404, "this page keeps no deep links", scope)
         if route.rule == "upload":
             return await self.upload(scope, receive, send, headers, token)
         if route.rule == "cancel":
@@ -149,11 +151,11 @@ class SessionGuard:
         ``token``, and the reservation ends however the upload ends."""
         length = headers.get(b"content-length", b"").decode()
         if not length.isdigit():
-            return await refuse(send, 411, "uploads must give their length")
+            return await refuse(send, 411, "uploads must give their length", scope)
         size = int(length)
         reason = self.sessions.reserve_upload(token, size)
         if reason is not None:
-            return await refuse(send, 507, reason)
+            return await refuse(send, 507, reason, scope)
         received, paths, body = [0], [], []
 
         async def counting():
@@ -232,8 +234,10 @@ def with_cookie(send, token: str, https: bool = False):
     return sending
 
 
-async def refuse(send, status: int, reason: str) -> None:
-    """A plain-text refusal: one line."""
+async def refuse(send, status: int, reason: str, scope=None) -> None:
+    """A plain-text refusal: one line (logged with the request's method and path)."""
+    if scope is not None:
+        log.warning("refused %s %s: %s", scope.get("method"), scope.get("path"), reason)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
     await send({"type": "http.response.body", "body": reason.encode()})

@@ -7,6 +7,7 @@ reserved before they are written (an upload's from its Content-Length, a job's f
 length), so simultaneous uploads and jobs cannot pass the quotas together, and no check walks
 the disk.
 """
+import math
 import os
 import re
 import secrets
@@ -134,7 +135,7 @@ class Visitor:
         self.folder = root / secrets.token_urlsafe(16)
         self.uploads: set = set()
         self.busy = False
-        self.stop = threading.Event()  # set when the owner cancels the running job
+        self.cancelled = -math.inf  # when the owner last cancelled (monotonic)
         self.born = self.touched = time.monotonic()
 
 
@@ -278,29 +279,29 @@ class Sessions:
         with self._lock:
             return self._visitor(session).folder / secrets.token_urlsafe(8)
 
-    def begin(self, session: str) -> Optional[Callable[[], bool]]:
-        """Mark ``session`` busy and return what tells its job to stop (set by :meth:`cancel`);
-        None when a job of it is still running."""
+    def begin(self, session: str, since: Optional[float] = None) -> Optional[Callable[[], bool]]:
+        """Mark ``session`` busy; None when a job of it is still running, else whether the job must
+        stop: a callable, True once the owner cancelled after ``since`` (monotonic; None: now)."""
+        since = time.monotonic() if since is None else since
         with self._lock:
             visitor = self._visitor(session)
             if visitor.busy:
                 return None
             visitor.busy = True
-            return visitor.stop.is_set
+            return lambda: visitor.cancelled >= since
 
     def cancel(self, session: str) -> None:
-        """Tell the session's running job, if any, to stop at its next chunk."""
+        """Stop the session's job at its next chunk (one that began before now)."""
         with self._lock:
             visitor = self._visitors.get(session)
-            if visitor is not None and visitor.busy:
-                visitor.stop.set()
+            if visitor is not None:
+                visitor.cancelled = time.monotonic()
 
     def end(self, session: str) -> None:
         with self._lock:
             visitor = self._visitors.get(session)
             if visitor is not None:
                 visitor.busy = False
-                visitor.stop.clear()
                 visitor.touched = time.monotonic()
         self.release(session)
 
@@ -325,7 +326,7 @@ class Sessions:
             if visitor is None or self._beats.get(session, 1) > 0:
                 return
             if visitor.busy:
-                visitor.stop.set()
+                visitor.cancelled = time.monotonic()
                 return
         self.close(session)
 

@@ -364,7 +364,7 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie_and_refuses_other_route
             secret = await stranger.get(f"/gradio_api/file={tmp_path}/g/deep_links/abc/state.json")
             assert secret.status_code == 404
             assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
-            stop = sessions.begin("v1ct1m")  # a job of the victim's runs
+            stop = sessions.begin("v1ct1m", time.monotonic())  # a job of the victim's runs
             await stranger.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e", "fn_index": 1})
             assert not stop()
             await owner.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e", "fn_index": 1})
