@@ -30,7 +30,8 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 # How a route's caller is checked: ``public`` routes carry no session id and serve no visitor's
 # data; ``path``, ``query`` and ``body`` take one session id there, which the caller must own;
 # ``cancel`` is ``body`` that also stops the session's job; ``upload`` is charged to the caller's cookie, within its quotas, before its body is read;
-# ``progress`` reports on an upload id its caller owns; ``file`` serves a file by its secret path.
+# ``progress`` reports on an upload id its caller owns; ``file`` serves a file of the upload folder
+# (Gradio's uploads and the visitors' folders, named by secrets), never a URL or a saved deep link.
 ROUTES: Dict[Tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("HEAD", "/"): "public",
@@ -131,8 +132,8 @@ class SessionGuard:
         upload_id = dict(query).get("upload_id")
         if upload_id is not None and not self.sessions.claim(f"upload {upload_id}", token):
             return await refuse(send, 403, "this upload belongs to another client", scope)
-        if route.rule == "file" and DEEP_LINKS in os.path.normpath(params.get("path_or_url", "")).split(os.sep):
-            return await refuse(send, 404, "this page keeps no deep links", scope)
+        if route.rule == "file" and not self.served(params.get("path_or_url", "")):
+            return await refuse(send, 404, "this page has no such file", scope)
         if route.rule == "upload":
             return await self.upload(scope, receive, send, headers, token)
         if route.rule == "cancel":
@@ -145,6 +146,14 @@ class SessionGuard:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.sessions.heartbeat, session, -1)
+
+    def served(self, path: str) -> bool:
+        """Whether the file route may serve ``path``: a file in the upload folder, not a saved deep link."""
+        path = os.path.normpath(path)
+        for folder in {os.path.abspath(self.sessions.uploads), os.path.realpath(self.sessions.uploads)}:
+            if os.path.isabs(path) and os.path.commonpath([path, folder]) == folder:
+                return DEEP_LINKS not in path[len(folder):].split(os.sep)
+        return False
 
     async def upload(self, scope, receive, send, headers, token: str):
         """Pass an upload on after reserving its Content-Length; its files are then charged to

@@ -268,10 +268,15 @@ def test_quotas_bound_each_session_and_the_whole_upload_folder(tmp_path):
     assert sessions.ledger.total == 2500 and sessions.reserve_upload("t4", 2500) is None
 
 
-def test_reservations_hold_the_quotas_under_40_simultaneous_uploads(tmp_path):
+def test_reservations_hold_the_quotas_under_40_simultaneous_uploads_and_read_no_disk(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    def no_disk(*args, **kwargs):
+        raise AssertionError("a quota check read the disk")
+
     sessions = app.Sessions(tmp_path / "work", tmp_path, session_quota=3000, disk_quota=10_000)
+    for name in ("stat", "lstat", "scandir", "listdir", "walk"):
+        monkeypatch.setattr(os, name, no_disk)
     with ThreadPoolExecutor(40) as pool:
         one = list(pool.map(lambda i: sessions.reserve_upload("one", 1000), range(40)))
         many = list(pool.map(lambda i: sessions.reserve_upload(f"t{i}", 1000), range(40)))
@@ -361,8 +366,9 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie_and_refuses_other_route
                 response = await stranger.get(closed)
                 assert response.status_code == 404 and response.text == "this page has no such address"
             assert (await stranger.get("/?deep_link=abc")).status_code == 400
-            secret = await stranger.get(f"/gradio_api/file={tmp_path}/g/deep_links/abc/state.json")
-            assert secret.status_code == 404
+            for path in (f"{tmp_path}/g/deep_links/abc/state.json", "http://example.com/x", f"{tmp_path}/other"):
+                refused = await stranger.get(f"/gradio_api/file={path}")  # a file of the upload folder only
+                assert (refused.status_code, refused.text) == (404, "this page has no such file")
             assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
             stop = sessions.begin("v1ct1m", time.monotonic())  # a job of the victim's runs
             await stranger.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e", "fn_index": 1})
