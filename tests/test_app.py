@@ -395,3 +395,20 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie_and_refuses_other_route
     assert seen == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data", "/gradio_api/cancel",
                     "/gradio_api/upload", "/gradio_api/upload"]
     assert sessions.ledger.total == 7000
+
+
+def test_should_stop_ends_a_song_between_chunks_and_leaves_no_stem(tmp_path, small_model):
+    from asteroid_unet.files import Cancelled, separate_file as drive_file
+
+    song = tmp_path / "song.wav"
+    sf.write(str(song), 0.1 * np.random.default_rng(0).standard_normal((8 * 8000, 2)).astype(np.float32), 8000)
+    asked = []
+
+    def should_stop():  # a cancel that arrives during the first chunk
+        asked.append(True)
+        return len(asked) > 1
+
+    with pytest.raises(Cancelled):
+        drive_file(song, tmp_path / "out", small_model, should_stop=should_stop, chunk_seconds=2)
+    assert len(asked) == 2 and not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert drive_file(song, tmp_path / "out", small_model, should_stop=lambda: False, chunk_seconds=2)  # and runs
