@@ -7,9 +7,10 @@ which it then serves by default.
 Separation goes through :func:`asteroid_unet.separate.separate_file`, as on the command line:
 full band, at the input's rate and channel count, in chunks.
 
-The page is built to face the public; :mod:`asteroid_unet.guard` holds its rules of who owns what
-(session ids bound to an owner cookie, secret per-visitor folders, disk quotas). Limits (length,
-work budget, upload size, Hub model size, disk room) are checked before any decoding or download.
+The page is built to face the public: :mod:`asteroid_unet.guard` holds its rules of who may call
+what (the routes it serves, session ids bound to an owner cookie), and :mod:`asteroid_unet.visitors`
+the visitors' secret folders, jobs and disk quotas. Limits (length, work budget, upload size, Hub
+model size, disk room) are checked before any decoding or download.
 """
 import argparse
 import functools

@@ -1,4 +1,4 @@
-"""Who may call what on the web page: a table of the routes it uses, each with how its owner is checked.
+"""Who may call what on the web page: a table of the routes it uses, each with how its caller is checked.
 
 Gradio names a session by an id that its clients send in the open (in URLs and request bodies), so
 knowing it must not be enough to act for it. :class:`SessionGuard` binds every session id to the
@@ -29,9 +29,10 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
 # How a route's caller is checked: ``public`` routes carry no session id and serve no visitor's
 # data; ``path``, ``query`` and ``body`` take one session id there, which the caller must own;
-# ``cancel`` is ``body`` that also stops the session's job; ``upload`` is charged to the caller's cookie, within its quotas, before its body is read;
-# ``progress`` reports on an upload id its caller owns; ``file`` serves a file of the upload folder
-# (Gradio's uploads and the visitors' folders, named by secrets), never a URL or a saved deep link.
+# ``cancel`` is ``body`` that also stops the session's job; ``upload`` is charged to the caller's
+# cookie, within its quotas, before its body is read; ``progress`` reports on an upload id its
+# caller owns; ``file`` serves a file of the upload folder (Gradio's uploads and the visitors'
+# folders, named by secrets), never a URL or a saved deep link. Any other route is refused.
 ROUTES: Dict[Tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("HEAD", "/"): "public",
