@@ -17,7 +17,6 @@ import functools
 import hashlib
 import ipaddress
 import logging
-import math
 import os
 import re
 import secrets
@@ -146,12 +145,6 @@ def bounded_source(song: Path, work: Path, max_seconds: Optional[float]) -> Path
     return decode_to_wav(song, work / ".input" / f"{output_name(song)}.wav", cut)
 
 
-def playable(song: Path) -> bool:
-    """Whether browsers play ``song`` as it is, and its header gives its length (its spectrogram reads it)."""
-    info = probe(song)
-    return song.suffix.lower() in BROWSER_PLAYABLE and not (info is not None and math.isnan(info.seconds))
-
-
 def disk_needed(frames: int, channels: int) -> int:
     """Bytes a job may write for a song: two float stems, their zip, a 16-bit copy of the mix, pictures."""
     return frames * channels * (4 * 2 * 2 + 2) + 2**20
@@ -194,7 +187,7 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
             need = disk_needed(reader.frames, reader.channels)
             sessions.make_room(session, need)
             reserved = need
-            mix = song if playable(song) else copy_as_flac(reader, work / "mix.flac")
+            mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
         progress(0, desc="loading the model")
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
         with slot or nullcontext():

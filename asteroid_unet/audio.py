@@ -25,9 +25,10 @@ class AudioError(Exception):
 class AudioReader:
     """Random-access reader over any file soundfile or ffmpeg decodes.
 
-    Formats soundfile cannot open (m4a, MUSDB ``.stem.mp4``, ...) are decoded once by
-    ffmpeg into a temporary float WAV on disk (first audio stream: a stem file's
-    mixture), so memory never holds the whole song. Use as a context manager.
+    Formats soundfile cannot open (m4a, MUSDB ``.stem.mp4``, ...), and files whose header
+    does not give their length, are decoded once by ffmpeg into a temporary float WAV on disk
+    (first audio stream: a stem file's mixture), so memory never holds the whole song. Use as
+    a context manager.
     """
 
     def __init__(self, path):
@@ -37,6 +38,9 @@ class AudioReader:
         try:
             self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
+            self._file = self._decode_with_ffmpeg()
+        if self._file.frames >= UNKNOWN_FRAMES:  # a header without the length: decoding finds it
+            self._file.close()
             self._file = self._decode_with_ffmpeg()
         if self._file.frames == 0 and self.path.stat().st_size > 0 and self._file.samplerate == 0:
             raise AudioError("no audio in file")
