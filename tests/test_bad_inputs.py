@@ -718,7 +718,7 @@ def test_every_checkpoint_load_in_the_package_is_weights_only():
     assert unsafe == []
 
 
-def test_a_flac_whose_header_gives_no_length_is_decoded_to_find_it(tmp_path, small_model):
+def test_a_flac_whose_header_gives_no_length_is_decoded_to_find_it(tmp_path, small_model, model_file):
     """libsndfile reports 2**63 - 1 frames for such a file (a FLAC streamed without its total): that
     read as "209146758205324 s long", and separating it never ended."""
     import math
@@ -739,3 +739,5 @@ def test_a_flac_whose_header_gives_no_length_is_decoded_to_find_it(tmp_path, sma
         assert (reader.frames, reader.channels, reader.sample_rate) == (3 * 8000, 2, 8000)
     stems = separate_file(song, tmp_path / "out", small_model)
     assert sf.info(str(stems["vocals"])).frames == 3 * 8000
+    assert main(["separate", str(song), "-o", str(tmp_path / "cli"), "--model", model_file]) == 0
+    assert sf.info(str(tmp_path / "cli" / "lengthless" / "vocals.flac")).frames == 3 * 8000
