@@ -7,9 +7,10 @@ which it then serves by default.
 Separation goes through :func:`asteroid_unet.separate.separate_file`, as on the command line:
 full band, at the input's rate and channel count, in chunks.
 
-The page is built to face the public; :mod:`asteroid_unet.guard` holds its rules of who owns what
-(session ids bound to an owner cookie, secret per-visitor folders, disk quotas). Limits (length,
-work budget, upload size, Hub model size, disk room) are checked before any decoding or download.
+The page is built to face the public: :mod:`asteroid_unet.guard` holds its rules of who may call
+what (the routes it serves, session ids bound to an owner cookie), and :mod:`asteroid_unet.visitors`
+the visitors' secret folders, jobs and disk quotas. Limits (length, work budget, upload size, Hub
+model size, disk room) are checked before any decoding or download.
 """
 import argparse
 import functools
@@ -31,13 +32,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry, no v
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 # Absolute imports: this file also runs on its own, as a Space's app.py.
-from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioReader, check_file, decode_to_wav,  # noqa: E402
-                                 probe)
+from asteroid_unet.audio import (AUDIO_EXTENSIONS, AtomicWriter, AudioError, AudioReader, check_file,  # noqa: E402
+                                 decode_to_wav, probe)
 from asteroid_unet.budget import MAX_CHANNELS, WorkBudget  # noqa: E402
-from asteroid_unet.errors import one_line  # noqa: E402
-from asteroid_unet.files import output_name, separate_file  # noqa: E402
-from asteroid_unet.guard import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, SessionGuard, Sessions,  # noqa: E402
-                                 megabytes, remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
+from asteroid_unet.errors import CheckpointError, Refusal, one_line  # noqa: E402
+from asteroid_unet.files import Cancelled, output_name, separate_file  # noqa: E402
+from asteroid_unet.guard import SessionGuard  # noqa: E402
+from asteroid_unet.visitors import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, Sessions, megabytes,  # noqa: E402
+                                    remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -57,6 +59,7 @@ GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by t
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")
+MIN_RATE = 8000  # Hz: the lowest sample rate the page takes (telephone audio)
 
 
 def packaged_models() -> Dict[str, Optional[str]]:
@@ -110,15 +113,18 @@ def page_budget(max_seconds: Optional[float]) -> Optional[WorkBudget]:
 
 def refuse_over_limits(seconds: float, channels: int, rate: int, max_seconds: Optional[float],
                        cut: bool = False) -> None:
-    """ValueError, with the page's one-line reason, for a song over the limits (None: no limits):
-    its length, its channels, then the work budget (:func:`page_budget`: rate, seconds x channels)."""
+    """:class:`Refusal`, with the page's one-line reason, for a rate under :data:`MIN_RATE` or a song
+    over the limits (None: no limits): its length, its channels, then the work budget
+    (:func:`page_budget`: rate, seconds x channels)."""
+    if rate < MIN_RATE:
+        raise Refusal(f"a sample rate of {rate} Hz is too low; this page takes songs at {MIN_RATE} Hz or more")
     if max_seconds is None:
         return
     if seconds > max_seconds:
         length = f"over {seconds:.0f} s long" if cut else f"{seconds:.0f} s long"
-        raise ValueError(f"{length}; this page accepts songs up to {max_seconds:g} s")
+        raise Refusal(f"{length}; this page accepts songs up to {max_seconds:g} s")
     if channels > MAX_CHANNELS:
-        raise ValueError(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
+        raise Refusal(f"{channels} channels; this page accepts up to {MAX_CHANNELS}")
     page_budget(max_seconds).check(seconds, channels, rate)
 
 
@@ -147,7 +153,7 @@ def disk_needed(frames: int, channels: int) -> int:
 def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: Sessions,
                   max_seconds: Optional[float] = None, device: Optional[str] = None,
                   progress: Callable[..., None] = lambda *args, **kwargs: None,
-                  slot: Optional[threading.Semaphore] = None) -> Result:
+                  slot: Optional[threading.Semaphore] = None, started: Optional[float] = None) -> Result:
     """Separate ``song`` into a new folder of the session's; a failure gives a one-line message, not an exception.
 
     Args:
@@ -162,25 +168,32 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
             separation itself reports through its tqdm bar.
         slot: held while separating (the page's one separation at a time); checks and model
             loading happen before, outside it.
+        started: when the request began (``time.monotonic``; None: now): the owner's cancel after
+            it stops the job at its next chunk, and deletes its files.
     """
     if not song:
         return Result("Upload or record a song first.", {}, None, {})
     song = Path(song)
-    if not sessions.begin(session):
+    should_stop = sessions.begin(session, started)
+    if should_stop is None:
         return Result("A song is still being separated in this tab: wait for it to finish.", {}, None, {})
-    work = sessions.job_folder(session)
+    work, reserved = sessions.job_folder(session), 0
     try:
         work.mkdir(parents=True)
         source = bounded_source(song, work, max_seconds)
         with AudioReader(source) as reader:
             seconds = reader.frames / max(reader.sample_rate, 1)
             refuse_over_limits(seconds, reader.channels, reader.sample_rate, max_seconds, cut=source != song)
-            sessions.make_room(session, disk_needed(reader.frames, reader.channels))
+            need = disk_needed(reader.frames, reader.channels)
+            sessions.make_room(session, need)
+            reserved = need
             mix = song if song.suffix.lower() in BROWSER_PLAYABLE else copy_as_flac(reader, work / "mix.flac")
         progress(0, desc="loading the model")
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
         with slot or nullcontext():
-            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device)
+            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device, should_stop=should_stop)
+            if should_stop():
+                raise Cancelled("cancelled")
             if source != song:
                 source.unlink()  # the decoded copy: the stems are made
             progress(1, desc="drawing spectrograms")
@@ -191,10 +204,21 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         log.info("separation of %s failed", song.name, exc_info=True)
         shutil.rmtree(work, ignore_errors=True)
         remove_empty(work.parent)  # the visitor's folder, when this was its first job
-        return Result(f"Error: {song.name}: {one_line(err)}", {}, None, {})
+        return Result(f"Error: {song.name}: {plain_words(err)}", {}, None, {})
     finally:
+        sessions.settle(session, reserved, folder=work if work.is_dir() else None)
         sessions.end(session)
         return_freed_memory()
+
+
+def plain_words(err: BaseException) -> str:
+    """What a visitor reads of an error: the line of the page's own refusals and of bad files and
+    models, else a plain sentence (the raw text stays in the operator's log)."""
+    if isinstance(err, Cancelled):
+        return "cancelled"
+    if isinstance(err, (Refusal, AudioError, CheckpointError)):
+        return one_line(err)
+    return "this song could not be separated (an error on the server; its log has the details)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -254,13 +278,13 @@ def model_choices(default: Optional[str]) -> Dict[str, Optional[str]]:
 
 
 def resolve_choice(choice: Optional[str], choices: Dict[str, Optional[str]], hub: bool) -> Optional[str]:
-    """What to load for a picker value: a listed name, or a Hub repo id when ``hub``; else ValueError."""
+    """What to load for a picker value: a listed name, or a Hub repo id when ``hub``; else :class:`Refusal`."""
     choice = (choice or "").strip()
     if choice in choices:
         return choices[choice]
     if hub and HUB_ID.match(choice) and not Path(choice).exists():
         return choice
-    raise ValueError(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
+    raise Refusal(f"{choice!r}: not a model of this page" + (" or a Hugging Face repo id (org/name)" if hub else ""))
 
 
 def hub_folder() -> Path:
@@ -280,7 +304,7 @@ def fetch_from_hub(repo: str, folder: Path, max_bytes: int = HUB_MAX_BYTES, time
     than one of the page's job workers. Errors name the repo id, never a server path.
     """
     if not _downloading.acquire(blocking=False):
-        raise ValueError(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
+        raise Refusal(f"{repo}: the page is fetching another model from the Hub; try again in a minute")
     try:
         return _fetch_from_hub(repo, folder, max_bytes, timeout)
     finally:
@@ -299,10 +323,10 @@ def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> 
     try:
         meta = get_hf_file_metadata(url, timeout=timeout)
     except Exception as err:  # offline, missing repo or file, timeout: many types
-        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+        raise Refusal(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     if meta.size is None or meta.size > max_bytes:
         size = "of unknown size" if meta.size is None else megabytes(meta.size)
-        raise ValueError(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
+        raise Refusal(f"{repo}: its pytorch_model.bin is {size}; this page loads models up to {megabytes(max_bytes)}")
     key = hashlib.sha256(f"{repo_id}\0{meta.commit_hash or meta.etag}".encode()).hexdigest()[:32]
     path = folder / f"{key}.bin"  # named by a digest: nothing the visitor typed becomes a path
     if path.is_file():
@@ -316,15 +340,15 @@ def _fetch_from_hub(repo: str, folder: Path, max_bytes: int, timeout: float) -> 
             deadline = time.monotonic() + HUB_DOWNLOAD_SECONDS
             for block in response.iter_bytes(1 << 20):
                 if time.monotonic() > deadline:
-                    raise ValueError(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
+                    raise Refusal(f"{repo}: the Hub sends too slowly (over {HUB_DOWNLOAD_SECONDS:g} s)")
                 if out.tell() + len(block) > max_bytes:
-                    raise ValueError(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
+                    raise Refusal(f"{repo}: its pytorch_model.bin is over {megabytes(max_bytes)}")
                 out.write(block)
         os.replace(partial, path)
-    except ValueError:
+    except Refusal:
         raise
     except Exception as err:
-        raise ValueError(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+        raise Refusal(f"{repo}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
     finally:
         partial.unlink(missing_ok=True)
     return path
@@ -338,7 +362,7 @@ def load_for_page(spec: Optional[str], hub_repo: bool):
     try:
         return cached_model(str(path))
     except Exception as err:
-        raise ValueError(one_line(err).replace(str(path), spec)) from None
+        raise Refusal(one_line(err).replace(str(path), spec)) from None
 
 
 def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, hub: bool = False,
@@ -362,7 +386,7 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
     slot = threading.Semaphore(1)
 
     def run(upload, recording, choice, fmt, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        session = request.session_hash
+        session, started = request.session_hash, time.monotonic()
         song = upload or recording
         try:
             if song and not sessions.owns(session, song):  # an API call that uploads as it runs, or a stranger's path
@@ -371,9 +395,9 @@ def build_app(model: Optional[str] = None, max_seconds: Optional[float] = None, 
             if song:
                 spec = load_for_page(spec, hub_repo=spec not in choices.values())  # outside the separation slot
         except Exception as err:
-            result = Result(f"Error: {one_line(err)}", {}, None, {})
+            result = Result(f"Error: {plain_words(err)}", {}, None, {})
         else:
-            result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot)
+            result = separate_song(song, spec, fmt, session, sessions, max_seconds, device, progress, slot, started)
         players = [result.players.get(name) for name in SHOWN]
         pictures = [result.spectrograms.get(name) for name in SHOWN]
         files = [*players[1:], result.archive] if result.archive else None

@@ -15,6 +15,7 @@ import torch
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".opus", ".wma"}
 OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h); soundfile does not export it
+UNKNOWN_FRAMES = 2**62  # libsndfile reports 2**63 - 1 frames for a file whose header does not give its length
 
 
 class AudioError(Exception):
@@ -24,9 +25,10 @@ class AudioError(Exception):
 class AudioReader:
     """Random-access reader over any file soundfile or ffmpeg decodes.
 
-    Formats soundfile cannot open (m4a, MUSDB ``.stem.mp4``, ...) are decoded once by
-    ffmpeg into a temporary float WAV on disk (first audio stream: a stem file's
-    mixture), so memory never holds the whole song. Use as a context manager.
+    Formats soundfile cannot open (m4a, MUSDB ``.stem.mp4``, ...), and files whose header
+    does not give their length, are decoded once by ffmpeg into a temporary float WAV on disk
+    (first audio stream: a stem file's mixture), so memory never holds the whole song. Use as
+    a context manager.
     """
 
     def __init__(self, path):
@@ -36,6 +38,9 @@ class AudioReader:
         try:
             self._file = sf.SoundFile(str(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
+            self._file = self._decode_with_ffmpeg()
+        if self._file.frames >= UNKNOWN_FRAMES:  # a header without the length: decoding finds it
+            self._file.close()
             self._file = self._decode_with_ffmpeg()
         if self._file.frames == 0 and self.path.stat().st_size > 0 and self._file.samplerate == 0:
             raise AudioError("no audio in file")
@@ -135,10 +140,14 @@ class AudioInfo(NamedTuple):
 
 
 def probe(path: Path) -> Optional[AudioInfo]:
-    """Duration, channels and rate from the header (soundfile, else ffprobe); None when neither reads it."""
+    """Duration, channels and rate from the header (soundfile, else ffprobe); None when neither reads it.
+    A header that does not give the length (libsndfile then reports 2**63 - 1 frames) gives NaN seconds
+    and ``soundfile=False``: the file must be decoded to know it."""
     try:
         info = sf.info(str(path))
-        return AudioInfo(info.frames / max(info.samplerate, 1), info.channels, info.samplerate, True)
+        if info.frames < UNKNOWN_FRAMES:
+            return AudioInfo(info.frames / max(info.samplerate, 1), info.channels, info.samplerate, True)
+        return AudioInfo(math.nan, info.channels, info.samplerate, False)  # a header without the length
     except Exception:  # not a soundfile format, or damaged
         pass
     if shutil.which("ffprobe") is None:

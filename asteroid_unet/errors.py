@@ -17,3 +17,8 @@ def load_failure(spec, err: BaseException) -> str:
     if isinstance(err, CheckpointError):
         return one_line(err)
     return f"{spec or 'default weights'}: cannot load model ({one_line(err)})"
+
+
+class Refusal(ValueError):
+    """Something the web page refuses to do (no room on its disk, a song over its limits), with the
+    one line a visitor reads."""

@@ -10,7 +10,7 @@ names and paths.
 import os
 import traceback
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from tqdm import tqdm
@@ -176,6 +176,10 @@ class _Song:
         return err
 
 
+class Cancelled(Exception):
+    """The caller's ``should_stop`` asked :func:`drive` to stop."""
+
+
 class Outcome(NamedTuple):
     """What became of one input: its stems, or the error to report (``cause`` is the one raised)."""
 
@@ -232,13 +236,16 @@ def drive(
     progress: bool = False,
     shared_passes: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
     **settings,
 ) -> Iterator[Outcome]:
     """Yield the :class:`Outcome` of every input, in input order, with up to ``batch_files`` songs in
     step; ``settings`` are the :class:`~asteroid_unet.separator.Separator`'s (``device``, ``chunk_seconds``,
     ``precision``, ``full_band``, ``wiener_iterations``, ``tta``). A song over ``budget`` (a
     :class:`~asteroid_unet.budget.WorkBudget`, None: none) fails with its one line before it is
-    decoded. An interrupt, or a caller that stops early, leaves no partial stem."""
+    decoded. An interrupt, or a caller that stops early, leaves no partial stem; so does
+    ``should_stop`` (None: never), asked before every chunk: when it answers True, :class:`Cancelled`
+    is raised."""
     device = settings.get("device")
     if shared_passes is None:
         shared_passes = torch.device(device or next(model.parameters()).device).type != "cpu"
@@ -263,6 +270,8 @@ def drive(
                     if progress and batch_files == 1:
                         bars[index] = tqdm(total=song.seconds, unit="s", desc=path.name, disable=None,
                                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+                if should_stop is not None and should_stop():
+                    raise Cancelled("cancelled")
                 for index, outcome in _step(songs, per_pass, bars):
                     outcomes[index] = outcome
                     if index in bars:
@@ -318,7 +327,7 @@ def separate_files(
 
 def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: Optional[str] = None,
                   force: bool = False, progress: bool = False, budget: Optional[WorkBudget] = None,
-                  **settings) -> Dict[str, Path]:
+                  should_stop: Optional[Callable[[], bool]] = None, **settings) -> Dict[str, Path]:
     """Separate one audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 
     Reads and writes chunk by chunk (bounded memory); each stem is written to a temporary
@@ -334,6 +343,8 @@ def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: 
         force (bool): overwrite existing stems.
         progress (bool): a progress bar in seconds of audio.
         budget (WorkBudget): refuse a song over it before decoding (None: no bound).
+        should_stop (callable): asked before every chunk; True stops with :class:`Cancelled`,
+            leaving no stem (None: never).
         settings: the :class:`~asteroid_unet.separator.Separator`'s ``device``, ``chunk_seconds``,
             ``precision``, ``full_band``, ``wiener_iterations``, ``tta``.
 
@@ -343,7 +354,8 @@ def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: 
     Raises:
         AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, over ``budget``.
     """
-    (outcome,) = drive([Path(path)], outdir, model, 1, fmt, force, progress, budget=budget, **settings)
+    (outcome,) = drive([Path(path)], outdir, model, 1, fmt, force, progress, budget=budget, should_stop=should_stop,
+                       **settings)
     if outcome.error is not None:
         raise outcome.error
     return outcome.stems

@@ -242,19 +242,45 @@ def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, cap
 
 def test_quotas_bound_each_session_and_the_whole_upload_folder(tmp_path):
     uploads = tmp_path / "uploads"
-    sessions = app.Sessions(uploads / "work", uploads, session_quota=3000, disk_quota=5000)
+    sessions = app.Sessions(uploads / "work", uploads, idle_seconds=0, session_quota=3000, disk_quota=5000)
     (uploads / "h1").mkdir(parents=True)
     (uploads / "h2").mkdir()
     song, other = uploads / "h1" / "a.wav", uploads / "h2" / "b.wav"
-    song.write_bytes(bytes(2000))
-    other.write_bytes(bytes(2500))
+    for token, path, size in [("t1", song, 2000), ("t2", other, 2500)]:  # as the guard charges uploads
+        assert sessions.reserve_upload(token, size) is None
+        path.write_bytes(bytes(size))
+        sessions.settle_upload(token, size, [path])
     sessions.keep("a", song)
     with pytest.raises(ValueError, match=r"^this tab would hold 0.00381 MB of files; the page keeps up to 0.00286 MB"):
         sessions.keep("a", song)
     sessions.keep("b", other)  # linked: no byte more on the disk
-    assert guard.disk_bytes(uploads) == 4500  # a file and its links count once
+    assert sessions.ledger.total == 4500  # a file and its links count once
     with pytest.raises(ValueError, match=r"^the page's disk is full; try again later$"):
         sessions.make_room("c", 1000)  # a job's stems: 4500 + 1000 would pass 5000
+    assert sessions.reserve_upload("t3", 500) is None  # in flight: counts at once
+    assert sessions.reserve_upload("t4", 1) == "the page's disk is full; try again later"
+    sessions.settle_upload("t3", 500)  # it failed: released
+    assert sessions.ledger.total == 4500
+    sessions.close("a")
+    assert sessions.ledger.total == 4500  # Gradio's upload is still there
+    app.sweep_strays({str(song)}, sessions)  # a song a session took goes after idle_seconds (0 here)
+    assert not song.exists() and other.exists()
+    assert sessions.ledger.total == 2500 and sessions.reserve_upload("t4", 2500) is None
+
+
+def test_reservations_hold_the_quotas_under_40_simultaneous_uploads_and_read_no_disk(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("a quota check read the disk")
+
+    sessions = app.Sessions(tmp_path / "work", tmp_path, session_quota=3000, disk_quota=10_000)
+    for name in ("stat", "lstat", "scandir", "listdir", "walk"):
+        monkeypatch.setattr(os, name, no_disk)
+    with ThreadPoolExecutor(40) as pool:
+        one = list(pool.map(lambda i: sessions.reserve_upload("one", 1000), range(40)))
+        many = list(pool.map(lambda i: sessions.reserve_upload(f"t{i}", 1000), range(40)))
+    assert one.count(None) == 3 and many.count(None) == 7 and sessions.ledger.total == 10_000
 
 
 def test_a_previous_runs_files_are_swept_at_start_and_nothing_else(tmp_path):
@@ -277,25 +303,34 @@ def test_a_previous_runs_files_are_swept_at_start_and_nothing_else(tmp_path):
     assert new.exists() and old["someone else's"].exists()
 
 
-def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
+def fake_gradio(folder: Path, seen: list):
+    """An app with the routes of the guard's table and one it lacks: each echoes the body it got, and
+    the upload route stores it and answers its path, as Gradio's does."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def echo(request):
+        body = await request.body()
+        seen.append(request.url.path)
+        if request.url.path == "/gradio_api/upload":
+            stored = folder / f"{len(seen)}.bin"
+            stored.write_bytes(body)
+            body = json.dumps([str(stored)]).encode()
+        return Response(body)
+
+    paths = {path for _, path in guard.ROUTES} | {"/gradio_api/call/{api_name}", "/gradio_api/deep_link"}
+    return Starlette(routes=[Route(path, echo, methods=["GET", "POST"]) for path in sorted(paths)])
+
+
+def test_the_guard_binds_session_ids_to_the_owner_cookie_and_refuses_other_routes(tmp_path):
     import anyio
     import httpx
 
     seen = []
-
-    async def gradio(scope, receive, send):  # stands for Gradio: echoes the body it got, or stores an upload
-        body = (await receive()).get("body", b"")
-        seen.append((scope["path"], body))
-        if scope["path"] == "/gradio_api/upload":
-            stored = tmp_path / "g" / f"{len(seen)}.bin"
-            stored.write_bytes(body)
-            body = json.dumps([str(stored)]).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": body})
-
     (tmp_path / "g").mkdir()
     sessions = app.Sessions(tmp_path / "g" / "work", tmp_path / "g", session_quota=5000, disk_quota=10_000)
-    guarded = guard.SessionGuard(gradio, sessions)
+    guarded = guard.SessionGuard(fake_gradio(tmp_path / "g", seen), sessions)
 
     async def requests():
         transport = httpx.ASGITransport(app=guarded)
@@ -315,12 +350,40 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
                             stranger.post("/gradio_api/queue/join", json=join)):
                 response = await attempt
                 assert response.status_code == 403 and "belongs to another client" in response.text
+            twice = [stranger.get("/gradio_api/queue/data?session_hash=mine&session_hash=v1ct1m"),
+                     stranger.get("/gradio_api/heartbeat/mine?session_hash=v1ct1m"),
+                     stranger.post("/gradio_api/queue/join?session_hash=mine", json=join),
+                     stranger.post("/gradio_api/queue/join", content=b'{"session_hash": "mine", "data": [], '
+                                   b'"session_hash": "v1ct1m"}'),
+                     stranger.post("/gradio_api/queue/join", json={"data": []}),
+                     stranger.get("/config?session_hash=v1ct1m")]
+            for attempt in twice:
+                response = await attempt
+                assert response.status_code in (400, 403) and "\n" not in response.text, response.text
+            assert (await stranger.get("/gradio_api/queue/data?session_hash=mine&session_hash=v1ct1m")).text == \
+                "a parameter is given twice"
+            for closed in ("/gradio_api/call/run", "/gradio_api/deep_link?session_hash=v1ct1m", "/nowhere"):
+                response = await stranger.get(closed)
+                assert response.status_code == 404 and response.text == "this page has no such address"
+            assert (await stranger.get("/?deep_link=abc")).status_code == 400
+            for path in (f"{tmp_path}/g/deep_links/abc/state.json", "http://example.com/x", f"{tmp_path}/other"):
+                refused = await stranger.get(f"/gradio_api/file={path}")  # a file of the upload folder only
+                assert (refused.status_code, refused.text) == (404, "this page has no such file")
             assert (await owner.get("/gradio_api/queue/data", params={"session_hash": "v1ct1m"})).status_code == 200
+            stop = sessions.begin("v1ct1m", time.monotonic())  # a job of the victim's runs
+            await stranger.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e", "fn_index": 1})
+            assert not stop()
+            await owner.post("/gradio_api/cancel", json={"session_hash": "v1ct1m", "event_id": "e", "fn_index": 1})
+            assert stop()  # it stops at its next chunk
+            sessions.end("v1ct1m")
+
             async def body():
                 yield b"x"
             chunked = await stranger.post("/gradio_api/upload", content=body())
             assert chunked.status_code == 411
-            assert (await stranger.post("/gradio_api/upload", content=b"x" * 3000)).status_code == 200
+            mine = await stranger.post("/gradio_api/upload?upload_id=u1", content=b"x" * 3000)
+            assert mine.status_code == 200
+            assert (await owner.get("/gradio_api/upload_progress?upload_id=u1")).status_code == 403
             again = await stranger.post("/gradio_api/upload", content=b"x" * 3000)  # 6000 > its 5000
             assert again.status_code == 507 and again.text.startswith("this client's uploads would take 0.00572 MB")
             assert (await owner.post("/gradio_api/upload", content=b"x" * 4000)).status_code == 200  # its own quota
@@ -329,5 +392,23 @@ def test_the_guard_binds_session_ids_to_the_owner_cookie(tmp_path):
             assert full.status_code == 507 and full.text == "the page's disk is full; try again later"
 
     anyio.run(requests)
-    assert [path for path, _ in seen] == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data",
-                                          "/gradio_api/upload", "/gradio_api/upload"]
+    assert seen == ["/", "/", "/gradio_api/queue/join", "/gradio_api/queue/data", "/gradio_api/cancel",
+                    "/gradio_api/upload", "/gradio_api/upload"]
+    assert sessions.ledger.total == 7000
+
+
+def test_should_stop_ends_a_song_between_chunks_and_leaves_no_stem(tmp_path, small_model):
+    from asteroid_unet.files import Cancelled, separate_file as drive_file
+
+    song = tmp_path / "song.wav"
+    sf.write(str(song), 0.1 * np.random.default_rng(0).standard_normal((8 * 8000, 2)).astype(np.float32), 8000)
+    asked = []
+
+    def should_stop():  # a cancel that arrives during the first chunk
+        asked.append(True)
+        return len(asked) > 1
+
+    with pytest.raises(Cancelled):
+        drive_file(song, tmp_path / "out", small_model, should_stop=should_stop, chunk_seconds=2)
+    assert len(asked) == 2 and not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert drive_file(song, tmp_path / "out", small_model, should_stop=lambda: False, chunk_seconds=2)  # and runs

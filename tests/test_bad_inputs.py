@@ -716,3 +716,28 @@ def test_every_checkpoint_load_in_the_package_is_weights_only():
     assert calls, "no torch.load found: the audit would be vacuous"
     unsafe = [(name, call) for name, call in calls if "weights_only=True" not in call]
     assert unsafe == []
+
+
+def test_a_flac_whose_header_gives_no_length_is_decoded_to_find_it(tmp_path, small_model, model_file):
+    """libsndfile reports 2**63 - 1 frames for such a file (a FLAC streamed without its total): that
+    read as "209146758205324 s long", and separating it never ended."""
+    import math
+
+    from asteroid_unet.audio import AudioReader, probe
+
+    song = tmp_path / "lengthless.flac"
+    sf.write(str(song), 0.1 * np.random.default_rng(0).standard_normal((3 * 8000, 2)).astype(np.float32), 8000,
+             subtype="PCM_16")
+    header = bytearray(song.read_bytes())
+    header[21] &= 0xF0  # STREAMINFO's 36-bit total of samples: 0, "unknown"
+    header[22:26] = bytes(4)
+    song.write_bytes(bytes(header))
+    assert sf.info(str(song)).frames > 2**62
+    info = probe(song)
+    assert math.isnan(info.seconds) and (info.channels, info.sample_rate, info.soundfile) == (2, 8000, False)
+    with AudioReader(song) as reader:
+        assert (reader.frames, reader.channels, reader.sample_rate) == (3 * 8000, 2, 8000)
+    stems = separate_file(song, tmp_path / "out", small_model)
+    assert sf.info(str(stems["vocals"])).frames == 3 * 8000
+    assert main(["separate", str(song), "-o", str(tmp_path / "cli"), "--model", model_file]) == 0
+    assert sf.info(str(tmp_path / "cli" / "lengthless" / "vocals.flac")).frames == 3 * 8000
