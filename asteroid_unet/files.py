@@ -87,9 +87,12 @@ def select_stems(model, stems: Optional[Sequence[str]] = None) -> List[str]:
 
 def check_distinct(paths: Sequence[Path], outdir: Union[str, Path], names: List[str], fmt: Optional[str] = None,
                    filename: str = DEFAULT_FILENAME, model_label: str = "model") -> None:
-    """AudioError, in one line and before any work, when two inputs would write the same stem file."""
+    """AudioError, in one line and before any work, when two audio files among ``paths`` (by their extension)
+    would write the same stem file; other inputs fail on their own when their turn comes."""
     seen: Dict[Path, Path] = {}
     for path in paths:
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
         try:
             targets = stem_targets(path, outdir, names, output_format(path, fmt), True, filename, model_label)
         except AudioError:  # a bad file: reported with its own line when its turn comes

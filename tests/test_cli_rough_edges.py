@@ -1,0 +1,60 @@
+"""What a new user met first: each gives working output or one line, in real processes."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asteroid_unet.cli import build_parser
+
+# Runs the CLI in a fresh process and times the call itself (not the interpreter's start).
+TIMED_CLI = ("import sys, time; from asteroid_unet.cli import main; start = time.perf_counter(); "
+             "code = main(sys.argv[1:]); print(f'{time.perf_counter() - start:.2f}', code)")
+
+
+def run(args, env=None, code=None):
+    cmd = [sys.executable, *(["-c", code] if code else ["-m", "asteroid_unet"]), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_an_unreachable_hub_repo_is_one_line_within_5_s(tmp_path, offline):
+    sf.write(tmp_path / "song.wav", np.zeros((22050, 2), np.float32), 22050)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(ASTEROID_CACHE=str(tmp_path / "cache"), HF_ENDPOINT="http://127.0.0.1:9", NO_PROXY="127.0.0.1")
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    proc = run(["separate", tmp_path / "song.wav", "-o", tmp_path / "out", "--model", "someone/missing"], env, TIMED_CLI)
+    seconds, code = proc.stdout.split()
+    assert code == "2" and float(seconds) < 5
+    reason = ("not in the cache, and HF_HUB_OFFLINE forbids downloading it" if offline
+              else "cannot reach the Hugging Face Hub (ConnectError), and no copy is cached")
+    assert proc.stderr.splitlines() == [f"asteroid-unet: error: someone/missing: {reason}"]
+
+
+def test_speechbrain_entry_point_without_the_extra_is_one_line():
+    hide = ("import runpy, sys; sys.modules['speechbrain'] = None; sys.argv = ['speechbrain', '--help']; "
+            "runpy.run_module('asteroid_unet.speechbrain', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asteroid_unet.speechbrain: error: needs the [speechbrain] extra: "
+                                                   "pip install '.[speechbrain]'"), proc.stderr
+
+
+def test_random_bytes_named_mp3_print_one_line(tmp_path, small_model):
+    import torch
+
+    torch.save(small_model.serialize(), tmp_path / "tiny.pth")
+    (tmp_path / "noise.mp3").write_bytes(np.random.default_rng(0).bytes(5000))
+    proc = run(["separate", tmp_path / "noise.mp3", "-o", tmp_path / "out", "--model", tmp_path / "tiny.pth"])
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"asteroid-unet: error: {tmp_path / 'noise.mp3'}: not an audio file"), lines
+
+
+def test_help_names_the_extra_the_page_needs():
+    help_text = " ".join(build_parser().format_help().split())
+    assert "start the web page (needs the [app] extra, as does its option list: asteroid-unet app --help)" in help_text
