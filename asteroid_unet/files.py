@@ -195,13 +195,18 @@ def stem_targets(path: Path, outdir: Union[str, Path], names: List[str], fmt: st
     return targets
 
 
-def bar_columns() -> Optional[int]:
-    """The progress bar's width: tqdm's own (None), unless the terminal on stderr reports 0 columns (a bare
-    pseudo-terminal), where tqdm would draw nothing: then ``$COLUMNS`` or 80."""
+def bar_size() -> Dict[str, int]:
+    """The progress bar's ``ncols`` and ``nrows``: tqdm's own (none given), unless the terminal on stderr
+    reports a size of 0 (a bare pseudo-terminal), where tqdm would draw nothing: then ``$COLUMNS`` x
+    ``$LINES``, or 80 x 24."""
     try:
-        return None if os.get_terminal_size(2).columns else int(os.environ.get("COLUMNS") or 80)
-    except (OSError, ValueError):
-        return None
+        if os.get_terminal_size(2).columns:
+            return {}
+    except OSError:  # not a terminal: tqdm draws no bar
+        return {}
+    size = {"ncols": os.environ.get("COLUMNS", ""), "nrows": os.environ.get("LINES", "")}
+    return {key: int(value) if value.isdigit() and int(value) else default
+            for (key, value), default in zip(size.items(), (80, 24))}
 
 
 def gpu_patches_per_pass(model) -> int:
@@ -378,7 +383,7 @@ def drive(
                     songs.append(song)
                     if progress and batch_files == 1:
                         bars[index] = tqdm(total=song.seconds, unit="s", desc=path.name, disable=None,
-                                           ncols=bar_columns(), mininterval=0,
+                                           mininterval=0, **bar_size(),
                                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
                 for index, outcome in _step(songs, per_pass, bars):
                     outcomes[index] = outcome
