@@ -227,8 +227,7 @@ def mp3_compression(bitrate: int, sample_rate: int) -> float:
 
 def ffmpeg_needed(fmt: str, sample_rate: int) -> bool:
     """Whether ``fmt`` at ``sample_rate`` needs ffmpeg: soundfile cannot write it."""
-    major, subtype = OUTPUT_FORMATS[fmt]
-    if major is None:
+    if OUTPUT_FORMATS[fmt][0] is None:
         return True
     return fmt == "opus" and sample_rate not in (8000, 12000, 16000, 24000, 48000)
 
@@ -262,7 +261,7 @@ class AtomicWriter:
         if fmt not in OUTPUT_FORMATS:
             raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
         if fmt == "flac" and sample_format == "float32":
-            raise AudioError("FLAC stores integer samples: use --sample-format int16 or int24 (or --format wav)")
+            raise AudioError("FLAC stores integer samples: choose int16 or int24, or wav for float32")
         check_writable(fmt, sample_rate)
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.partial")

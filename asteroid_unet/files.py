@@ -122,8 +122,8 @@ class SongOutput:
                  sample_format: Optional[str] = None, bitrate: Optional[int] = None):
         self.targets = targets
         folders = list(dict.fromkeys(target.parent for target in targets.values()))
-        self.created = [d for folder in folders for d in (folder, *folder.parents) if not d.exists()]
-        self.created = sorted(set(self.created), key=lambda d: len(d.parts), reverse=True)  # deepest first
+        missing = {d for folder in folders for d in (folder, *folder.parents) if not d.exists()}
+        self.created = sorted(missing, key=lambda d: len(d.parts), reverse=True)  # deepest first
         self.writers: Dict[str, AtomicWriter] = {}
         for folder in folders:
             try:
@@ -369,7 +369,8 @@ def drive(
     bars: Dict[int, tqdm] = {}
     waiting = iter(enumerate(paths))
     done = 0
-    files_bar = tqdm(total=len(paths), unit="file", disable=None if progress and batch_files > 1 else True)
+    files_bar = tqdm(total=len(paths), unit="file", disable=None if progress and batch_files > 1 else True,
+                     **bar_size())
     try:
         with files_bar:
             while done < len(paths):

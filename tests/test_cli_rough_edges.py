@@ -58,3 +58,16 @@ def test_random_bytes_named_mp3_print_one_line(tmp_path, small_model):
 def test_help_names_the_extra_the_page_needs():
     help_text = " ".join(build_parser().format_help().split())
     assert "start the web page (needs the [app] extra, as does its option list: asteroid-unet app --help)" in help_text
+
+
+def test_hub_export_needs_no_extra(tmp_path):
+    """The README lists the Hub export under the core install: it runs with every extra's package hidden."""
+    hide = ("import runpy, sys\n"
+            "for name in ('pytorch_lightning', 'lightning', 'hydra', 'omegaconf', 'librosa', 'musdb', 'mido', "
+            "'torchaudio', 'speechbrain', 'gradio', 'museval', 'ray'):\n"
+            "    sys.modules[name] = None\n"
+            f"sys.argv = ['hub', 'export', '--model', 'paper', '--out', {str(tmp_path / 'hub')!r}, '--repo-id', 'me/unet']\n"
+            "runpy.run_module('asteroid_unet.hub', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert {"pytorch_model.bin", "hyperparams.yaml", "README.md"} <= {p.name for p in (tmp_path / "hub").iterdir()}
