@@ -428,7 +428,8 @@ def separate_files(
     outcomes = drive(files, outdir, model, batch_files, **options)
     for i, path in enumerate(paths):
         if i in folders:
-            yield {"path": str(path), "stems": None, "error": "folder holds no audio files", "traceback": None}
+            yield {"path": str(path), "stems": None, "error": "folder holds no audio files", "traceback": None,
+                   "seconds": None, "elapsed": None}
             continue
         outcome = next(outcomes)
         if outcome.error is None:
@@ -436,7 +437,8 @@ def separate_files(
                    "traceback": None, "seconds": outcome.seconds, "elapsed": outcome.elapsed}
         else:
             yield {"path": str(path), "stems": None, "error": one_line(outcome.error),
-                   "traceback": "".join(traceback.format_exception(outcome.cause)) if debug else None}
+                   "traceback": "".join(traceback.format_exception(outcome.cause)) if debug else None,
+                   "seconds": None, "elapsed": None}
 
 
 def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: Optional[str] = None,
