@@ -272,7 +272,8 @@ class AtomicWriter:
         self._clip = subtype in ("PCM_16", "PCM_24")
         options = {}
         if fmt == "mp3":
-            options = dict(bitrate_mode="CONSTANT", compression_level=mp3_compression(bitrate or MP3_BITRATE, sample_rate))
+            level = mp3_compression(bitrate or MP3_BITRATE, sample_rate)
+            options = dict(bitrate_mode="CONSTANT", compression_level=level)
         if ffmpeg_needed(fmt, sample_rate):
             self._wav = self.path.with_name(f".{self.path.name}.wav.partial")
             self._codec = FFMPEG_CODECS[fmt]

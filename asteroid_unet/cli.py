@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="samples of wav and flac stems (flac: int16 or int24); integer stems clip at full scale "
                           "(default: the input's own for lossless input, else int16)")
     sep.add_argument("--mp3-bitrate", type=int, default=MP3_BITRATE, metavar="KBPS",
-                     help="constant bitrate of mp3 stems, rounded to a standard one (default: %(default)s)")
+                     help="constant bitrate of mp3 stems, rounded to a standard one "
+                          "(default: %(default)s)")
     sep.add_argument("--filename", default=DEFAULT_FILENAME, metavar="TEMPLATE",
                      help=f"stem paths inside OUTDIR, with the fields {', '.join('{' + f + '}' for f in FILENAME_FIELDS)} "
                           f"(default: %(default)s)")

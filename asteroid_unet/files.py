@@ -101,7 +101,7 @@ def check_distinct(paths: Sequence[Path], outdir: Union[str, Path], names: List[
             first = seen.setdefault(target, path)
             if first != path:
                 raise AudioError(f"{first} and {path} would both write {target}: separate them into different "
-                                 f"folders, or add {{trackext}} to --filename (e.g. '{{track}}.{{trackext}}/{{stem}}.{{ext}}')")
+                                 "folders, or add {trackext} to --filename (e.g. '{track}.{trackext}/{stem}.{ext}')")
 
 
 class SongOutput:
