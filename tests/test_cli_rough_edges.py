@@ -71,3 +71,19 @@ def test_hub_export_needs_no_extra(tmp_path):
     proc = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert {"pytorch_model.bin", "hyperparams.yaml", "README.md"} <= {p.name for p in (tmp_path / "hub").iterdir()}
+
+
+def test_the_documented_quick_fine_tuning_starts_at_stage_0():
+    """The recipe README's quick fine-tuning commands run on a fresh clone: none skips stage 0, which
+    prepares the data stage 1 reads (``.ci/first_contact.sh`` runs the same command on tiny data)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "egs" / "musdb18" / "README.md").read_text()
+    blocks = re.findall(r"^```bash\n(.*?)^```", readme, flags=re.M | re.S)
+    quick = [shlex.split(line.split("  #")[0]) for block in blocks for line in block.splitlines()
+             if "finetune_quick" in line]
+    assert quick
+    for words in quick:
+        assert "--stage" not in words or words[words.index("--stage") + 1] == "0", words
