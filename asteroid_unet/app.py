@@ -191,7 +191,10 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
         progress(0, desc="loading the model")
         loaded = cached_model(model) if model is None or isinstance(model, str) else model
         with slot or nullcontext():
-            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device, should_stop=should_stop)
+            # a song ffmpeg decoded here gets the 16-bit stems the command line writes for it
+            own = None if source == song else "int16"
+            stems = separate_file(source, work, loaded, fmt=fmt, force=True, device=device, should_stop=should_stop,
+                                  sample_format=own)
             if should_stop():
                 raise Cancelled("cancelled")
             if source != song:

@@ -74,6 +74,6 @@ def file_separate(model, filename, output_dir=None, force_overwrite=False) -> No
         warnings.warn(f"File {targets[0]} already exists, pass `force_overwrite=True` to overwrite it", UserWarning)
         return
     with tempfile.TemporaryDirectory(dir=os.path.dirname(base) or ".", prefix=".asteroid-unet-") as tmp:
-        written = separate_file(filename, tmp, model, fmt="wav", force=True)
+        written = separate_file(filename, tmp, model, fmt="wav", force=True, sample_format="float32")
         for name, target in zip(stem_names(model), targets):
             os.replace(written[name], target)

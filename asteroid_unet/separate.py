@@ -1,6 +1,6 @@
 """The user API: separate waveforms and files with a model given as a UNet, a name, a file or a repo id."""
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ def separate(
     wiener_iterations: Optional[int] = None,
     tta: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
+    stems: Union[None, str, Sequence[str]] = None,
 ) -> Dict[str, torch.Tensor]:
     """Separate a waveform ``(time,)`` or ``(channels, time)`` at any rate into full-band stems.
 
@@ -43,20 +44,23 @@ def separate(
             :class:`~asteroid_unet.separator.Separator`; the last three default to the model's own
             settings (:func:`~asteroid_unet.separator.model_settings`).
         budget: a :class:`~asteroid_unet.budget.WorkBudget` the waveform must fit (None: no bound).
+        stems: the stems to return, a name (``"vocals"``, ``"accompaniment"``) or names; default all.
 
     Returns:
         dict ``{"vocals": ..., "accompaniment": ...}`` of tensors shaped like ``waveform``,
         at ``sample_rate``; full band, they sum to the input.
 
     Raises:
-        AudioError: a waveform over ``budget``.
+        AudioError: a waveform over ``budget``, an unknown stem.
     """
     if budget is not None:
         shape = tuple(waveform.shape)
         budget.check(shape[-1] / sample_rate, shape[0] if len(shape) > 1 else 1, sample_rate)
-    separator = separator_for(resolve_model(model), sample_rate, chunk_seconds=chunk_seconds, device=device,
+    model = resolve_model(model)
+    names = files.select_stems(model, stems)
+    separator = separator_for(model, sample_rate, chunk_seconds=chunk_seconds, device=device,
                               precision=precision, full_band=full_band, wiener_iterations=wiener_iterations, tta=tta)
-    return separator.separate(waveform)
+    return {name: stem for name, stem in separator.separate(waveform).items() if name in names}
 
 
 def separate_file(
@@ -73,18 +77,27 @@ def separate_file(
     wiener_iterations: Optional[int] = None,
     tta: Optional[bool] = None,
     budget: Optional[WorkBudget] = None,
+    stems: Union[None, str, Sequence[str]] = None,
+    **options,
 ) -> Dict[str, Path]:
     """Separate an audio file into ``outdir/<name>/<stem>.<fmt>`` at its own rate and channel count
     (:func:`asteroid_unet.files.separate_file`, with the model given as in :func:`separate`).
+
+    ``stems`` selects the stems written, as in :func:`separate` (``stems="accompaniment"``: karaoke).
+    ``options`` are :func:`asteroid_unet.files.separate_file`'s: ``sample_format``, ``bitrate``,
+    ``filename``, ``model_label``, ``offset``, ``duration`` (``offset=30, duration=10`` separates the
+    10 seconds from 0:30).
 
     Returns:
         dict stem name -> written path.
 
     Raises:
         AudioError: unreadable input, existing outputs, unwritable folder, NaN/Inf samples, a song
-            over ``budget`` (a :class:`~asteroid_unet.budget.WorkBudget`, checked before decoding).
+            over ``budget`` (a :class:`~asteroid_unet.budget.WorkBudget`, checked before decoding), an
+            unknown stem.
         CheckpointError: a model that cannot be loaded.
     """
     return files.separate_file(path, outdir, resolve_model(model), fmt, force, progress, device=device,
                                chunk_seconds=chunk_seconds, precision=precision, full_band=full_band,
-                               wiener_iterations=wiener_iterations, tta=tta, budget=budget)
+                               wiener_iterations=wiener_iterations, tta=tta, budget=budget, stems=stems,
+                               **options)

@@ -11,14 +11,22 @@ that same file, so the folder (or its Hugging Face repo) loads with
 Command line: ``python -m asteroid_unet.speechbrain HUB_FOLDER``.
 """
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional
 
 import torch
-from speechbrain.dataio import audio_io
-from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchSource
-from speechbrain.utils.parameter_transfer import Pretrainer
+
+try:
+    from speechbrain.dataio import audio_io
+    from speechbrain.inference.interfaces import Pretrained
+    from speechbrain.utils.fetching import FetchSource
+    from speechbrain.utils.parameter_transfer import Pretrainer
+except ImportError as err:
+    if __name__ == "__main__":  # the command line: one line, as the other entry points say it
+        sys.exit(f"asteroid_unet.speechbrain: error: needs the [speechbrain] extra: pip install '.[speechbrain]' "
+                 f"in the asteroid-unet folder ({err})")
+    raise
 
 from .hub import MODEL_FILE as WEIGHTS_FILE
 from .hub import write_speechbrain_files

@@ -29,6 +29,7 @@ MODEL_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar", "
 PACKAGED = {"paper": "unet_default.pth", "spleeter-2stems": "spleeter_2stems.pth"}
 DEFAULT_MODEL = "spleeter-2stems"
 BUILD_HINT = "build them with `make weights` (or `asteroid-unet build-weights`)"
+HUB_TIMEOUT = 4.0  # seconds to wait for the Hub's first answer before saying it cannot be reached
 # Names whose weights file a module above this one builds on first use: name -> a function giving the file.
 BUILDERS: Dict[str, Callable[[], Path]] = {}
 
@@ -97,11 +98,42 @@ def resolve(spec: Union[str, Path]) -> Path:
     if path.is_file():
         return path
     if looks_like_repo_id(str(spec)):
-        try:
-            return Path(cached_download(str(spec)))
-        except Exception as err:  # network, missing repo, offline cache miss
-            raise CheckpointError(f"{spec}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
+        return fetch_repo(str(spec))
     raise CheckpointError(f"{spec}: no such file, folder or Hub repo id")
+
+
+def fetch_repo(spec: str) -> Path:
+    """The ``pytorch_model.bin`` of the Hub repo id ``spec`` (``org/name[@rev]``), through Asteroid's
+    download cache. One request without retries comes first: where the Hub cannot be reached, the
+    cached copy is used, or one line says so within :data:`HUB_TIMEOUT` seconds (huggingface_hub
+    itself would retry for about 25 s, logging each try)."""
+    import huggingface_hub
+    from asteroid.utils.hub_utils import cached_download, get_cache_dir
+    from huggingface_hub import constants
+
+    repo, _, revision = spec.partition("@")
+    try:
+        if not constants.HF_HUB_OFFLINE:
+            url = huggingface_hub.hf_hub_url(repo, constants.PYTORCH_WEIGHTS_NAME, revision=revision or None)
+            try:
+                huggingface_hub.get_hf_file_metadata(url, timeout=HUB_TIMEOUT)
+            except huggingface_hub.errors.HfHubHTTPError:
+                pass  # the Hub answered (a missing repo, say): Asteroid's download reports it
+            except Exception as err:  # unreachable: only a cached copy will do
+                try:
+                    return Path(huggingface_hub.hf_hub_download(repo, constants.PYTORCH_WEIGHTS_NAME,
+                                                                cache_dir=get_cache_dir(), revision=revision or None,
+                                                                local_files_only=True))
+                except Exception:
+                    raise CheckpointError(f"{spec}: cannot reach the Hugging Face Hub ({type(err).__name__}), "
+                                          f"and no copy is cached") from None
+        return Path(cached_download(spec))
+    except CheckpointError:
+        raise
+    except Exception as err:  # a missing repo, an offline cache miss
+        if constants.HF_HUB_OFFLINE:
+            raise CheckpointError(f"{spec}: not in the cache, and HF_HUB_OFFLINE forbids downloading it") from None
+        raise CheckpointError(f"{spec}: cannot fetch from the Hugging Face Hub ({type(err).__name__})") from None
 
 
 def looks_like_repo_id(spec: str) -> bool:
