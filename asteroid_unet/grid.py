@@ -45,7 +45,8 @@ def frame_grid(sample_rate: int, model_rate: int, hop_length: int, patch_hop: in
 def grid_cost(sample_rate: int, model_rate: int, hop_length: int, patch_hop: int, bound: float = math.inf) -> float:
     """How far the grid at ``sample_rate`` is over the cheap bounds (1 or less: cheap), or ``bound``
     when it is at least that far."""
-    step_cost = model_rate // math.gcd(hop_length * sample_rate, model_rate) * hop_length / model_rate / MAX_STEP_SECONDS
+    frame_step = model_rate // math.gcd(hop_length * sample_rate, model_rate)
+    step_cost = frame_step * hop_length / model_rate / MAX_STEP_SECONDS
     if step_cost >= bound:  # the STFT's hop need not be found
         return bound
     grid = frame_grid(sample_rate, model_rate, hop_length, patch_hop)
