@@ -38,6 +38,7 @@ from asteroid_unet.errors import one_line  # noqa: E402
 from asteroid_unet.files import output_name, separate_file  # noqa: E402
 from asteroid_unet.guard import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, SessionGuard, Sessions,  # noqa: E402
                                  megabytes, remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
+from asteroid_unet.memory import return_freed_memory  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -195,24 +196,6 @@ def separate_song(song: Optional[str], model, fmt: str, session: str, sessions: 
     finally:
         sessions.end(session)
         return_freed_memory()
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return None
-
-
-def return_freed_memory() -> None:
-    """Give the memory a job freed back to the system: glibc keeps it in its per-thread arenas
-    otherwise, and the page's jobs run on many threads, so its RSS only grew. No-op without glibc."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def copy_as_flac(reader: AudioReader, path: Path, block: int = 1 << 20) -> Path:

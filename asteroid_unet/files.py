@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .audio import AUDIO_EXTENSIONS, OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
 from .budget import WorkBudget
 from .errors import one_line
+from .memory import return_freed_memory
 from .separator import SongPass, separator_for, stem_names
 
 FileResult = Dict[str, object]  # {"path": str, "stems": {name: str} or None, "error": str or None, "traceback": str or None}
@@ -238,7 +239,8 @@ def drive(
     step; ``settings`` are the :class:`~asteroid_unet.separator.Separator`'s (``device``, ``chunk_seconds``,
     ``precision``, ``full_band``, ``wiener_iterations``, ``tta``). A song over ``budget`` (a
     :class:`~asteroid_unet.budget.WorkBudget`, None: none) fails with its one line before it is
-    decoded. An interrupt, or a caller that stops early, leaves no partial stem."""
+    decoded. An interrupt, or a caller that stops early, leaves no partial stem. The memory a song
+    freed goes back to the system when it ends."""
     device = settings.get("device")
     if shared_passes is None:
         shared_passes = torch.device(device or next(model.parameters()).device).type != "cpu"
@@ -267,6 +269,7 @@ def drive(
                     outcomes[index] = outcome
                     if index in bars:
                         bars.pop(index).close()
+                    return_freed_memory()  # what the finished song held
                 while done in outcomes:
                     files_bar.update()
                     yield outcomes.pop(done)

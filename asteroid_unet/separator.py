@@ -16,6 +16,7 @@ import torch
 from .audio import AudioError
 from .fullband import fft_resample, interpolate_mask
 from .grid import frame_grid, working_rate
+from .memory import return_freed_memory
 from .wiener import wiener
 
 Reader = Callable[[int, int], torch.Tensor]
@@ -163,7 +164,8 @@ class Separator:
 
     def separate(self, waveform: Union[torch.Tensor, np.ndarray]) -> Dict[str, torch.Tensor]:
         """Stems ``{name: tensor}`` of an in-memory waveform ``(time,)`` or ``(channels, time)`` at
-        :attr:`sample_rate`, each shaped like it (float32 unless the input is another float type)."""
+        :attr:`sample_rate`, each shaped like it (float32 unless the input is another float type); the
+        memory the separation freed goes back to the system."""
         wav = torch.as_tensor(np.asarray(waveform) if not isinstance(waveform, torch.Tensor) else waveform)
         if wav.ndim not in (1, 2):
             raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(wav.shape)}")
@@ -181,8 +183,11 @@ class Separator:
             for name, stem in stems.items():
                 parts[name].append(stem)
         dtype = wav.dtype if wav.is_floating_point() else torch.float32
-        return {name: (torch.cat(p, -1) if p else x.new_zeros(x.shape)).reshape(wav.shape).to(dtype)
-                for name, p in parts.items()}
+        stems = {name: (torch.cat(p, -1) if p else x.new_zeros(x.shape)).reshape(wav.shape).to(dtype)
+                 for name, p in parts.items()}
+        del parts
+        return_freed_memory()
+        return stems
 
     @torch.inference_mode()
     def patch_masks(self, todo: Sequence[torch.Tensor], per_pass: Optional[int] = None) -> List[torch.Tensor]:
