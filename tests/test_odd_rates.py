@@ -63,20 +63,16 @@ def test_a_rate_too_low_is_one_line(small_model, rate):
     assert str(err.value) == f"a sample rate of {rate} Hz is too low to separate; the lowest is {MIN_RATE} Hz"
 
 
-# One fresh process: both packaged models loaded, and for each pair of rates a short warm-up at each
-# (its separator built), then each rate separated twice in turn, the better of the two kept. CPU time:
-# steadier than wall time on a shared machine.
-MEASURE = textwrap.dedent("""
-    import ctypes, json, sys, threading, time
+# The child processes' stopwatch: CPU time (steadier than wall time on a shared machine) and RSS
+# sampled while a job runs.
+WATCH = textwrap.dedent("""
+    import json, sys, threading, time
     import psutil, torch
-    from asteroid_unet.separate import resolve_model, separate
     torch.set_num_threads(2)
-    process, libc = psutil.Process(), ctypes.CDLL("libc.so.6")
+    process = psutil.Process()
 
-    def measure(model, seconds, rate):
-        \"\"\"CPU seconds, peak RSS and its rise over the RSS before (MB) of one separation.\"\"\"
-        x = torch.randn(2, int(seconds * rate), generator=torch.Generator().manual_seed(0)) * 0.1
-        libc.malloc_trim(0)
+    def watched(job):
+        \"\"\"job()'s result, its CPU seconds, and the RSS in MB before it, at its peak and after it.\"\"\"
         before = process.memory_info().rss
         peak, done = [before], threading.Event()
         def sample():
@@ -85,11 +81,23 @@ MEASURE = textwrap.dedent("""
         sampler = threading.Thread(target=sample)
         sampler.start()
         start = time.process_time()
-        separate(x, rate, model)
+        result = job()
         cpu = time.process_time() - start
         done.set()
         sampler.join()
-        return cpu, peak[0] / 2**20, (peak[0] - before) / 2**20
+        return result, cpu, before / 2**20, peak[0] / 2**20, process.memory_info().rss / 2**20
+""")
+
+# One fresh process: both packaged models loaded, and for each pair of rates a short warm-up at each
+# (its separator built), then each rate separated twice in turn, the better of the two kept.
+MEASURE = WATCH + textwrap.dedent("""
+    from asteroid_unet.separate import resolve_model, separate
+
+    def measure(model, seconds, rate):
+        \"\"\"CPU seconds, peak RSS and its rise over the RSS before (MB) of one separation.\"\"\"
+        x = torch.randn(2, int(seconds * rate), generator=torch.Generator().manual_seed(0)) * 0.1
+        _, cpu, before, peak, _ = watched(lambda: separate(x, rate, model))
+        return cpu, peak, peak - before
 
     out, models = [], {}
     for name, seconds, rates in json.loads(sys.argv[1]):
@@ -120,35 +128,17 @@ def test_odd_rates_cost_what_common_rates_cost():
 
 # A fresh process: the paper model separates 20 s of stereo at 96,001 Hz once from a file (caches warm),
 # then again from the file and from memory, each time with RSS sampled during the job and read after it.
-RETURN = textwrap.dedent("""
-    import json, sys, threading
-    import numpy as np, psutil, soundfile as sf, torch
+RETURN = WATCH + textwrap.dedent("""
+    import numpy as np, soundfile as sf
     from asteroid_unet.separate import resolve_model, separate, separate_file
-    torch.set_num_threads(2)
-    process, folder = psutil.Process(), sys.argv[1]
-    model, rate = resolve_model("paper"), 96001
+    folder, model, rate = sys.argv[1], resolve_model("paper"), 96001
     song = np.random.default_rng(0).standard_normal((20 * rate, 2)).astype(np.float32) * 0.1
     sf.write(folder + "/song.wav", song, rate)
-
-    def held(job):
-        \"\"\"RSS (MB) over the RSS before: at the job's peak, and after it (with what it returns).\"\"\"
-        before = process.memory_info().rss
-        peak, done = [before], threading.Event()
-        def sample():
-            while not done.wait(0.005):
-                peak[0] = max(peak[0], process.memory_info().rss)
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        result = job()
-        done.set()
-        sampler.join()
-        return (peak[0] - before) / 2**20, (process.memory_info().rss - before) / 2**20, result
-
     separate_file(folder + "/song.wav", folder + "/warm", model)
-    file_peak, file_after, _ = held(lambda: separate_file(folder + "/song.wav", folder + "/out", model))
-    api_peak, api_after, stems = held(lambda: separate(song.T, rate, model))
+    _, _, before, peak, after = watched(lambda: separate_file(folder + "/song.wav", folder + "/out", model))
+    stems, _, api_before, api_peak, api_after = watched(lambda: separate(song.T, rate, model))
     stems_mb = sum(stem.numel() * stem.element_size() for stem in stems.values()) / 2**20
-    print(json.dumps([file_peak, file_after, api_peak, api_after - stems_mb]))
+    print(json.dumps([peak - before, after - before, api_peak - api_before, api_after - api_before - stems_mb]))
 """)
 
 
