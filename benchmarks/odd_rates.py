@@ -32,14 +32,39 @@ def nearest_common(rate: int) -> int:
     return min(COMMON_RATES, key=lambda common: abs(common - rate))
 
 
-def child(args) -> None:
-    """Every case of one model in this process; prints a JSON line ``{rate: {...}}``."""
-    import tempfile
+def watched(job) -> tuple:
+    """``(job()'s result, wall s, CPU s, RSS MB before it, at its peak, after it)``; the RSS is
+    sampled every 2 ms while the job runs. CPU time is steadier than wall time on a shared machine."""
     import threading
     import time
 
-    import numpy as np
     import psutil
+
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak, done = [before], threading.Event()
+
+    def sample():
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        result = job()
+    finally:
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        done.set()
+        sampler.join()
+    return result, wall, cpu, before / 2**20, peak[0] / 2**20, process.memory_info().rss / 2**20
+
+
+def child(args) -> None:
+    """Every case of one model in this process; prints a JSON line, one ``{"common", "odd"}`` per odd rate."""
+    import tempfile
+
+    import numpy as np
     import soundfile as sf
     import torch
 
@@ -47,26 +72,11 @@ def child(args) -> None:
     from asteroid_unet.separate import resolve_model, separate, separate_file
 
     torch.set_num_threads(args.threads)
-    process = psutil.Process()
     model = resolve_model(args.model)
 
     def timed(path: Path, out: Path) -> dict:
-        before = process.memory_info().rss
-        peak, done = [before], threading.Event()
-
-        def sample():
-            while not done.wait(0.002):
-                peak[0] = max(peak[0], process.memory_info().rss)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        wall, cpu = time.perf_counter(), time.process_time()
-        separate_file(path, out, model, fmt="wav", force=True)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        done.set()
-        sampler.join()
-        return {"wall_s": wall, "cpu_s": cpu, "peak_rise_mb": (peak[0] - before) / 2**20,
-                "peak_rss_mb": peak[0] / 2**20}
+        _, wall, cpu, before, peak, _ = watched(lambda: separate_file(path, out, model, fmt="wav", force=True))
+        return {"wall_s": wall, "cpu_s": cpu, "peak_rise_mb": peak - before, "peak_rss_mb": peak}
 
     pairs = [(nearest_common(rate), rate) for rate in args.rates]
     best: list = [{} for _ in pairs]  # per pair: {"common": case, "odd": case}

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from asteroid_unet.grid import MIN_RATE, frame_grid, working_rate
 from asteroid_unet.model import UNet, spleeter_args
 from asteroid_unet.separate import separate
 
+ROOT = Path(__file__).resolve().parents[1]
 COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
 PACKAGED = {"spleeter-2stems": (44100, 1024, 512), "paper": (8192, 768, 64)}  # model rate, STFT hop, patch hop
 
@@ -63,29 +65,12 @@ def test_a_rate_too_low_is_one_line(small_model, rate):
     assert str(err.value) == f"a sample rate of {rate} Hz is too low to separate; the lowest is {MIN_RATE} Hz"
 
 
-# The child processes' stopwatch: CPU time (steadier than wall time on a shared machine) and RSS
-# sampled while a job runs.
+# The child processes' stopwatch: benchmarks/odd_rates.py's (CPU time, RSS sampled while a job runs).
 WATCH = textwrap.dedent("""
-    import json, sys, threading, time
-    import psutil, torch
+    import json, sys
+    import torch
+    from benchmarks.odd_rates import watched
     torch.set_num_threads(2)
-    process = psutil.Process()
-
-    def watched(job):
-        \"\"\"job()'s result, its CPU seconds, and the RSS in MB before it, at its peak and after it.\"\"\"
-        before = process.memory_info().rss
-        peak, done = [before], threading.Event()
-        def sample():
-            while not done.wait(0.002):
-                peak[0] = max(peak[0], process.memory_info().rss)
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        start = time.process_time()
-        result = job()
-        cpu = time.process_time() - start
-        done.set()
-        sampler.join()
-        return result, cpu, before / 2**20, peak[0] / 2**20, process.memory_info().rss / 2**20
 """)
 
 # One fresh process: both packaged models loaded, and for each pair of rates a short warm-up at each
@@ -96,7 +81,7 @@ MEASURE = WATCH + textwrap.dedent("""
     def measure(model, seconds, rate):
         \"\"\"CPU seconds, peak RSS and its rise over the RSS before (MB) of one separation.\"\"\"
         x = torch.randn(2, int(seconds * rate), generator=torch.Generator().manual_seed(0)) * 0.1
-        _, cpu, before, peak, _ = watched(lambda: separate(x, rate, model))
+        _, _, cpu, before, peak, _ = watched(lambda: separate(x, rate, model))
         return cpu, peak, peak - before
 
     out, models = [], {}
@@ -118,7 +103,7 @@ def test_odd_rates_cost_what_common_rates_cost():
     cases = [(name, seconds, pair) for name in ("spleeter-2stems", "paper")
              for seconds, pair in ((1.0, (192000, 191999)), (3.0, (44100, 44101)))]
     proc = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(cases)], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for (name, seconds, (common, odd)), (at_common, at_odd) in zip(cases, json.loads(proc.stdout.splitlines()[-1])):
         where = f"{name}, {seconds:g} s at {odd} against {common} Hz: CPU s, peak MB, rise MB {at_odd} vs {at_common}"
@@ -135,8 +120,8 @@ RETURN = WATCH + textwrap.dedent("""
     song = np.random.default_rng(0).standard_normal((20 * rate, 2)).astype(np.float32) * 0.1
     sf.write(folder + "/song.wav", song, rate)
     separate_file(folder + "/song.wav", folder + "/warm", model)
-    _, _, before, peak, after = watched(lambda: separate_file(folder + "/song.wav", folder + "/out", model))
-    stems, _, api_before, api_peak, api_after = watched(lambda: separate(song.T, rate, model))
+    _, _, _, before, peak, after = watched(lambda: separate_file(folder + "/song.wav", folder + "/out", model))
+    stems, _, _, api_before, api_peak, api_after = watched(lambda: separate(song.T, rate, model))
     stems_mb = sum(stem.numel() * stem.element_size() for stem in stems.values()) / 2**20
     print(json.dumps([peak - before, after - before, api_peak - api_before, api_after - api_before - stems_mb]))
 """)
@@ -147,7 +132,8 @@ def test_memory_goes_back_after_a_song(tmp_path):
     """What a song's separation took (from a file, as the command line, the page and Ray run it, or from
     memory) goes back to the system when it ends: at most a quarter of its peak stays held, and the
     next song takes its memory afresh (kept by the allocator instead, the rise would barely show)."""
-    proc = subprocess.run([sys.executable, "-c", RETURN, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", RETURN, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     file_peak, file_after, api_peak, api_after = json.loads(proc.stdout.splitlines()[-1])
     assert file_peak > 50 and file_after < 0.25 * file_peak, (file_peak, file_after)
