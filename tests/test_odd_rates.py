@@ -47,6 +47,11 @@ def test_every_rate_works_near_its_own_on_a_cheap_grid(model):
     assert bad.frame_step * hop / model_rate >= 3 and bad.n_fft >= 16 * bad.hop
 
 
+def test_without_a_cheaper_grid_nearby_a_rate_keeps_its_own():
+    """A model at a prime rate (8191 Hz) cuts every rate's songs as coarsely: no rate is worth moving to."""
+    assert [working_rate(rate, 8191, 768, 64) for rate in (44101, 44100, 191999)] == [44101, 44100, 191999]
+
+
 @pytest.mark.parametrize("channels", [1, 2, 3])
 def test_odd_rate_stems_are_the_nearby_rates_stems_of_the_same_samples(small_model, channels):
     """At 44,101 Hz the separator takes the samples to be at 44,100 Hz: the same stems, to the bit,
