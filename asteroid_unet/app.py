@@ -40,6 +40,7 @@ from asteroid_unet.files import Cancelled, output_name, separate_file  # noqa: E
 from asteroid_unet.guard import SessionGuard  # noqa: E402
 from asteroid_unet.visitors import (DISK_QUOTA, IDLE_SECONDS, SESSION_QUOTA, Sessions, megabytes,  # noqa: E402
                                     remove_empty, sweep_before, sweep_empty_temp_files, sweep_strays)
+from asteroid_unet.memory import return_freed_memory  # noqa: E402
 from asteroid_unet.spectrogram import render_spectrograms  # noqa: E402
 from asteroid_unet.separate import resolve_model  # noqa: E402
 from asteroid_unet.weights import DEFAULT_MODEL, PACKAGED  # noqa: E402
@@ -222,24 +223,6 @@ def plain_words(err: BaseException) -> str:
     if isinstance(err, (Refusal, AudioError, CheckpointError)):
         return one_line(err)
     return "this song could not be separated (an error on the server; its log has the details)"
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return None
-
-
-def return_freed_memory() -> None:
-    """Give the memory a job freed back to the system: glibc keeps it in its per-thread arenas
-    otherwise, and the page's jobs run on many threads, so its RSS only grew. No-op without glibc."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def copy_as_flac(reader: AudioReader, path: Path, block: int = 1 << 20) -> Path:

@@ -15,7 +15,8 @@ class WorkBudget(NamedTuple):
     The model sees ``seconds x model rate`` samples per channel whatever the input's rate, so the
     budget is given in channel-seconds (samples x channels at the model's rate, over that rate):
     ``channel_seconds=1200`` takes 10 minutes of stereo, or 2.5 minutes of 8 channels. The rate
-    limit bounds the full-band work at the input's own rate.
+    limit bounds the full-band work at the input's own rate. The separator's work follows these at
+    any rate, odd ones included (:func:`~asteroid_unet.grid.working_rate`).
 
     Args:
         channel_seconds: the most seconds x channels a song may have.

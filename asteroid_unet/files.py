@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .audio import AUDIO_EXTENSIONS, MP3_BITRATE, OUTPUT_FORMATS, AtomicWriter, AudioError, AudioReader
 from .budget import WorkBudget
 from .errors import one_line
+from .memory import return_freed_memory
 from .separator import SongPass, separator_for, stem_names
 
 # {"path": str, "stems": {name: str} or None, "error": str or None, "traceback": str or None,
@@ -363,7 +364,8 @@ def drive(
     :class:`~asteroid_unet.budget.WorkBudget`, None: none) fails with its one line before it is
     decoded. An interrupt, or a caller that stops early, leaves no partial stem; so does
     ``should_stop`` (None: never), asked before every chunk: when it answers True, :class:`Cancelled`
-    is raised. The other arguments are :func:`separate_file`'s."""
+    is raised. The memory a song freed goes back to the system when it ends. The other arguments
+    are :func:`separate_file`'s."""
     check_filename(filename)
     writing = Writing(fmt, force, sample_format, bitrate, filename, model_label, stems)
     device = settings.get("device")
@@ -398,6 +400,7 @@ def drive(
                     outcomes[index] = outcome
                     if index in bars:
                         bars.pop(index).close()
+                    return_freed_memory()  # what the finished song held
                 while done in outcomes:
                     files_bar.update()
                     yield outcomes.pop(done)

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from .audio import AudioError
-from .fullband import fft_resample, interpolate_mask, stft_size
+from .fullband import fft_resample, interpolate_mask
+from .grid import frame_grid, working_rate
+from .memory import return_freed_memory
 from .wiener import wiener
 
 Reader = Callable[[int, int], torch.Tensor]
@@ -40,7 +42,10 @@ class Separator:
     masked and silent above the model's band (as Spleeter's own separator). Chunk borders lie on
     the model's patch grid and every chunk sees enough context on both sides, so the masks of
     chunked and whole separation agree (no seams), and memory is bounded by ``chunk_seconds``
-    whatever the input's length.
+    whatever the input's length. A rate whose frame grid would be costly (one sharing few factors with
+    the model's, such as 44,101 Hz) is taken to be the nearest rate with a cheap grid, :attr:`grid_rate`
+    (:func:`~asteroid_unet.grid.working_rate`): the samples and stems keep their own rate, and the work
+    scales with the song's samples at any rate.
 
     With ``wiener_iterations`` the masks are refined by sigsep's multichannel Wiener filter (norbert's,
     as Spleeter's ``MWF=True``, in torch on ``device``: :func:`~asteroid_unet.wiener.wiener`): each
@@ -53,7 +58,7 @@ class Separator:
     Args:
         model (UNet): the model; it is left as it is (mode, device): the separator runs a copy
             in eval mode on ``device`` (:func:`separator_for` reuses one per model, rate and settings).
-        sample_rate (int): rate of the signals to separate.
+        sample_rate (int): rate of the signals to separate, at least 1000 Hz.
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 30.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
         precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
@@ -84,21 +89,22 @@ class Separator:
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         if int(wiener_iterations) < 0:
             raise ValueError(f"wiener_iterations must be 0 or more, got {wiener_iterations}")
+        self.sample_rate = int(sample_rate)
+        self.model_rate = int(model.sample_rate)
+        hop_m, patch_hop = model.hop_length, model.patch_hop
+        # The rate the samples are taken to be at: their own, or the nearest one with a cheap frame grid.
+        self.grid_rate = working_rate(self.sample_rate, self.model_rate, hop_m, patch_hop)
         self.wiener_iterations = int(wiener_iterations)
         self.tta = bool(tta) and model.audio_channels == 2
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model = model.for_inference().to(self.device)
         self.precision = precision
         self.full_band = bool(full_band)
-        self.sample_rate = int(sample_rate)
-        self.model_rate = int(model.sample_rate)
-        if self.sample_rate <= 0:
-            raise ValueError(f"sample rate must be positive, got {sample_rate}")
-        hop_m, patch_hop = model.hop_length, model.patch_hop
-        # Model frames per whole number of input samples, and chunk borders: whole patch hops on that grid.
-        self.frame_step = self.model_rate // math.gcd(hop_m * self.sample_rate, self.model_rate)
-        unit_frames = patch_hop * (self.model_rate // math.gcd(patch_hop * hop_m * self.sample_rate, self.model_rate))
-        self.unit = self.samples(unit_frames)
+        # Model frames per whole number of input samples, chunk borders (whole patch hops on that grid)
+        # and the full-band STFT, whose hop divides that step so that every border lies on a frame.
+        grid = frame_grid(self.grid_rate, self.model_rate, hop_m, patch_hop)
+        self.frame_step = grid.frame_step
+        self.unit = self.samples(grid.unit_frames)
         self.chunk = max(1, round(chunk_seconds * self.sample_rate / self.unit)) * self.unit
         # Context: the patches covering a chunk's first frame start up to patch_frames - patch_hop frames
         # earlier; 16 more frames keep STFT and resampling edge effects away from them.
@@ -107,21 +113,21 @@ class Separator:
         # After a chunk: the few frames whose masks reach its last samples, the whole patches covering
         # them, and 16 frames more, so that those patches are exact and the next chunk reuses them.
         self.margin_after = self.samples(math.ceil((model.patch_frames + EDGE_FRAMES) / self.frame_step) * self.frame_step)
-        self.n_fft, self.hop = stft_size(self.samples(self.frame_step), self.sample_rate)  # every border on a frame
+        self.n_fft, self.hop = grid.n_fft, grid.hop
         self.window = torch.hann_window(self.n_fft, device=self.device)
         # Zeros before the song as the model sees them: causal framing pads with zeros, centred reflects.
         self.pad_mode = "reflect" if model.framing == "center" else "constant"
-        step = self.sample_rate // math.gcd(self.sample_rate, self.model_rate)
-        self.guard = math.ceil(0.5 * self.sample_rate / step) * step
+        step = self.grid_rate // math.gcd(self.grid_rate, self.model_rate)
+        self.guard = math.ceil(0.5 * self.grid_rate / step) * step
         self.names = stem_names(model)
 
     def samples(self, model_frames: int) -> int:
         """Input samples spanned by ``model_frames`` model hops (a multiple of ``frame_step``)."""
-        return model_frames * self.model.hop_length * self.sample_rate // self.model_rate
+        return model_frames * self.model.hop_length * self.grid_rate // self.model_rate
 
     def frame(self, sample: int) -> int:
         """The model frame (hop) in which input sample ``sample`` lies."""
-        return sample * self.model_rate // (self.model.hop_length * self.sample_rate)
+        return sample * self.model_rate // (self.model.hop_length * self.grid_rate)
 
     def per_channel(self, x: torch.Tensor) -> bool:
         """Whether the model sees and masks each channel of ``x`` ``(channels, time)`` on its own (a
@@ -158,7 +164,8 @@ class Separator:
 
     def separate(self, waveform: Union[torch.Tensor, np.ndarray]) -> Dict[str, torch.Tensor]:
         """Stems ``{name: tensor}`` of an in-memory waveform ``(time,)`` or ``(channels, time)`` at
-        :attr:`sample_rate`, each shaped like it (float32 unless the input is another float type)."""
+        :attr:`sample_rate`, each shaped like it (float32 unless the input is another float type); the
+        memory the separation freed goes back to the system."""
         wav = torch.as_tensor(np.asarray(waveform) if not isinstance(waveform, torch.Tensor) else waveform)
         if wav.ndim not in (1, 2):
             raise ValueError(f"waveform must be (time,) or (channels, time), got shape {tuple(wav.shape)}")
@@ -176,8 +183,11 @@ class Separator:
             for name, stem in stems.items():
                 parts[name].append(stem)
         dtype = wav.dtype if wav.is_floating_point() else torch.float32
-        return {name: (torch.cat(p, -1) if p else x.new_zeros(x.shape)).reshape(wav.shape).to(dtype)
-                for name, p in parts.items()}
+        stems = {name: (torch.cat(p, -1) if p else x.new_zeros(x.shape)).reshape(wav.shape).to(dtype)
+                 for name, p in parts.items()}
+        del parts
+        return_freed_memory()
+        return stems
 
     @torch.inference_mode()
     def patch_masks(self, todo: Sequence[torch.Tensor], per_pass: Optional[int] = None) -> List[torch.Tensor]:
@@ -251,16 +261,16 @@ class Separator:
     def _full_masks(self, masks: torch.Tensor, skip: int, lo: int, span_length: int) -> List[torch.Tensor]:
         """Each of ``masks`` on the full-band STFT grid of the samples from ``lo`` (``span_length`` of them)."""
         model = self.model
-        samples_per_frame = model.hop_length * self.sample_rate / self.model_rate
+        samples_per_frame = model.hop_length * self.grid_rate / self.model_rate
         return [
             interpolate_mask(
                 mask,
                 model_bin_hz=self.model_rate / model.n_fft,
                 model_frame_s=model.hop_length / self.model_rate,
                 n_freqs=self.n_fft // 2 + 1,
-                bin_hz=self.sample_rate / self.n_fft,
+                bin_hz=self.grid_rate / self.n_fft,
                 n_frames=1 + span_length // self.hop,  # torch.stft's frame count with center=True
-                frame_s=self.hop / self.sample_rate,
+                frame_s=self.hop / self.grid_rate,
                 offset_frames=skip + model.first_frame_center / model.hop_length - lo / samples_per_frame,
                 band_limited=not self.full_band,
             )
@@ -359,7 +369,7 @@ class SongPass:
         skip = -first_frame % model.patch_hop
         channels = model.audio_channels
         net_input = x if sep.per_channel(x) else x.mean(0, keepdim=True).expand(channels, -1)
-        net_input = fft_resample(net_input, sep.sample_rate, sep.model_rate, sep.guard)
+        net_input = fft_resample(net_input, sep.grid_rate, sep.model_rate, sep.guard)
         magnitude = torch.cat([model.magnitude(row) for row in net_input.split(1)])[..., skip:]  # a row at a time: less memory
         patches = model.magnitude_patches(magnitude[None] if channels > 1 else magnitude)
         first = first_frame + skip - (model.patch_frames - model.patch_hop)

@@ -211,6 +211,17 @@ def rate_192k(d):
 
 
 @case()
+def rate_44101(d):
+    """A rate sharing no factor with the model's but 1: separated on a nearby cheap grid, stems at 44,101 Hz."""
+    return write(d / "44101.wav", noise(44101 // 2), 44101)
+
+
+@case(expect="8 Hz is too low to separate; the lowest is 1000 Hz")
+def rate_8hz(d):
+    return write(d / "8hz.wav", noise(40), 8)
+
+
+@case()
 def mono(d):
     return write(d / "mono.wav", noise(11025, channels=1), 22050)
 
