@@ -251,16 +251,17 @@ def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference,
     """An API client (plain HTTP, no heartbeat) lost its files, even mid-job, when a
     stranger opened and dropped the heartbeat under its session id."""
     song = clip(tmp_path / "api song.wav", seed=4, seconds=3)
+    long_song = clip(tmp_path / "long api song.wav", seed=5, seconds=20)  # a job of a few seconds
+    # The stems to expect, before the session starts: its idle time is the server's to count.
+    expected, long_expected = reference(song), reference(long_song)
     victim = Plain(server)
     out = victim.separate(song)
     assert out[0] == "Separated api song.wav (3.0 s)."
     stems = {name: out[1 + i]["url"] for i, name in enumerate(app.SHOWN)}
     assert drop_heartbeat(server, victim.session) == 403
     time.sleep(2.0)
-    expected = reference(song)
     assert {name: fetch(server, stems[name]) for name in expected} == expected  # intact, byte-equal
 
-    long_song = clip(tmp_path / "long api song.wav", seed=5, seconds=20)  # a job of a few seconds
     kept, _, _ = victim.call("keep", [victim.upload(long_song)])
     event = victim.join("run", [kept, None, "spleeter-2stems", "wav"]).json()["event_id"]
     attacks = []
@@ -271,8 +272,7 @@ def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference,
     attacker.join()
     assert attacks == [403] * 3
     assert out[0] == "Separated long api song.wav (20.0 s)."
-    expected = reference(long_song)
-    assert {name: fetch(server, out[2 + i]["url"]) for i, name in enumerate(expected)} == expected
+    assert {name: fetch(server, out[2 + i]["url"]) for i, name in enumerate(long_expected)} == long_expected
     assert "FileNotFoundError" not in (server["tmp"] / "server.log").read_text()
     victim.close()
 
@@ -330,6 +330,7 @@ def test_identical_uploads_from_two_visitors_do_not_collide(server, reference, t
     """Gradio stores an upload under the hash of its bytes, and the page moved it
     away, so one of two visitors sending the same file at once got "the upload is gone"."""
     song = clip(tmp_path / "same.wav", seed=8, seconds=1)
+    expected = reference(song)  # before the sessions start: their idle time is the server's to count
     for trial in range(5):
         visitors = [Plain(server), Plain(server)]
         with ThreadPoolExecutor(2) as pool:
@@ -340,7 +341,6 @@ def test_identical_uploads_from_two_visitors_do_not_collide(server, reference, t
         assert kept[0][0]["path"] != kept[1][0]["path"]
         assert all(Path(k[0]["path"]).read_bytes() == song.read_bytes() for k in kept)
         if trial == 0:  # and each gets its own stems
-            expected = reference(song)
             for visitor, k in zip(visitors, kept):
                 out = visitor.call("run", [k[0], None, "spleeter-2stems", "wav"])
                 assert {name: fetch(server, out[2 + i]["url"]) for i, name in enumerate(expected)} == expected
