@@ -251,17 +251,16 @@ def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference,
     """An API client (plain HTTP, no heartbeat) lost its files, even mid-job, when a
     stranger opened and dropped the heartbeat under its session id."""
     song = clip(tmp_path / "api song.wav", seed=4, seconds=3)
-    long_song = clip(tmp_path / "long api song.wav", seed=5, seconds=20)  # a job of a few seconds
-    # The stems to expect, before the session starts: its idle time is the server's to count.
-    expected, long_expected = reference(song), reference(long_song)
     victim = Plain(server)
     out = victim.separate(song)
     assert out[0] == "Separated api song.wav (3.0 s)."
     stems = {name: out[1 + i]["url"] for i, name in enumerate(app.SHOWN)}
     assert drop_heartbeat(server, victim.session) == 403
     time.sleep(2.0)
+    expected = reference(song)
     assert {name: fetch(server, stems[name]) for name in expected} == expected  # intact, byte-equal
 
+    long_song = clip(tmp_path / "long api song.wav", seed=5, seconds=20)  # a job of a few seconds
     kept, _, _ = victim.call("keep", [victim.upload(long_song)])
     event = victim.join("run", [kept, None, "spleeter-2stems", "wav"]).json()["event_id"]
     attacks = []
@@ -272,7 +271,8 @@ def test_a_dropped_heartbeat_deletes_nothing_of_an_api_client(server, reference,
     attacker.join()
     assert attacks == [403] * 3
     assert out[0] == "Separated long api song.wav (20.0 s)."
-    assert {name: fetch(server, out[2 + i]["url"]) for i, name in enumerate(long_expected)} == long_expected
+    expected = reference(long_song)
+    assert {name: fetch(server, out[2 + i]["url"]) for i, name in enumerate(expected)} == expected
     assert "FileNotFoundError" not in (server["tmp"] / "server.log").read_text()
     victim.close()
 
