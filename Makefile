@@ -56,4 +56,4 @@ demo: $(STAMP) demo-deps weights
 	$(PYTHON) -m asteroid_unet.demo
 
 test: $(STAMP) test-deps weights
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2

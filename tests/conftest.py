@@ -4,6 +4,17 @@ import torch
 import asteroid_unet
 
 
+def pytest_collection_modifyitems(items):
+    """The files that hold ``slow`` tests run first, each file's tests in their order: pytest-xdist
+    (``make test``: ``-n 2 --dist loadfile``) hands whole files to its workers in this order, so
+    the longest start first and the short ones fill the end."""
+    files = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    order = sorted(files.values(), key=lambda tests: not any(t.get_closest_marker("slow") for t in tests))
+    items[:] = [item for tests in order for item in tests]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_weight_downloads():
     """Tests never download: without ``make weights``, the default model's first use fails at once

@@ -5,6 +5,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -249,12 +250,27 @@ def assert_card_states_origin_and_scores(out):
     return card, record
 
 
+ONE_EPOCH = dict(N_epochs=1, samples_per_track=4, eval_reference_rows=False)
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    """A tiny MUSDB18 tree and one run of one epoch on it (the CSV's debug flags, 4 chunks per track),
+    shared by the tests: ``(data, out)``. Tests that go on training copy ``out`` first."""
+    from conftest import write_tiny_musdb
+
+    tmp = tmp_path_factory.mktemp("one-epoch")
+    data, out = write_tiny_musdb(tmp / "musdb"), tmp / "out"
+    finish(run_recipe(data, out, *debug_flags(recipe_rows()[0], **ONE_EPOCH)))
+    return data, out
+
+
 @pytest.mark.slow
-def test_second_run_resumes_from_checkpointer(tiny_musdb, tmp_path):
-    row = recipe_rows()[0]
+def test_second_run_resumes_from_checkpointer(one_epoch, tmp_path):
+    data, first = one_epoch
     out = tmp_path / "out"
-    finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=1, eval_reference_rows=False)))
-    log = finish(run_recipe(tiny_musdb, out, *debug_flags(row, N_epochs=2, eval_reference_rows=False)))
+    shutil.copytree(first, out)  # the first run, of one epoch
+    log = finish(run_recipe(data, out, *debug_flags(recipe_rows()[0], **dict(ONE_EPOCH, N_epochs=2))))
     assert "Loading a checkpoint from" in log and "Going into epoch 2" in log
     assert "Going into epoch 1" not in log
     epochs = [l.split(",")[0] for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
@@ -330,18 +346,16 @@ def optimizer_steps(out):
 
 
 @pytest.mark.slow
-def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(tiny_musdb, tmp_path):
+def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(one_epoch, tmp_path):
     """Each DDP process takes half the chunks: half the optimizer steps of one device for the same
     chunks per epoch (2 tracks x 4 chunks, batch 2 per process); museval runs once; a rerun resumes."""
-    flags = debug_flags(recipe_rows()[0], N_epochs=1, samples_per_track=4, eval_reference_rows=False)
-    one, ddp = tmp_path / "one", tmp_path / "ddp"
-    finish(run_recipe(tiny_musdb, one, *flags))
-    finish(run_torchrun(tiny_musdb, ddp, *flags))
+    data, one = one_epoch
+    ddp = tmp_path / "ddp"
+    finish(run_torchrun(data, ddp, *debug_flags(recipe_rows()[0], **ONE_EPOCH)))
     assert optimizer_steps(one) * 2 == optimizer_steps(ddp) * 2 * 2 == 2 * 4
     with open(ddp / "test_results.csv", newline="") as f:
         assert [r["track"] for r in csv.DictReader(f)] == ["test song 0", "median"]
-    log = finish(run_torchrun(tiny_musdb, ddp, *debug_flags(recipe_rows()[0], N_epochs=2, samples_per_track=4,
-                                                            eval_reference_rows=False)))
+    log = finish(run_torchrun(data, ddp, *debug_flags(recipe_rows()[0], **dict(ONE_EPOCH, N_epochs=2))))
     assert "Loading a checkpoint from" in log and optimizer_steps(ddp) == 2 * 2
     epochs = [l.split(",")[0] for l in (ddp / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
     assert epochs == ["epoch: 1", "epoch: 2"]
@@ -349,15 +363,20 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(tiny_m
 
 @pytest.mark.slow
 def test_evaluation_in_worker_processes_gives_the_serial_numbers(tmp_path):
-    """``eval_jobs: 2`` scores the test tracks in two worker processes, to the last digit of one."""
+    """``eval_jobs: 2`` scores the test tracks in two worker processes, to the last digit of one
+    (the same trained model: a copy of the first run, whose rerun has no epoch left to train)."""
     from conftest import write_tiny_musdb
 
     data = write_tiny_musdb(tmp_path / "musdb", n_test=2)
     results = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
+        if jobs == 2:
+            shutil.copytree(tmp_path / "jobs1", out)
+            (out / "test_results.json").unlink()  # written anew, or the test fails
         flags = debug_flags(recipe_rows()[0], N_epochs=1, eval_jobs=jobs, eval_reference_rows=True)
-        finish(run_recipe(data, out, *flags))
+        log = finish(run_recipe(data, out, *flags))
+        assert ("Going into epoch 1" in log) == (jobs == 1)
         results[jobs] = json.loads((out / "test_results.json").read_text())
         for rows in results[jobs].values():
             for scores in rows.values():
