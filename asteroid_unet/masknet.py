@@ -183,15 +183,10 @@ class PolyphaseConvTranspose2d(nn.Module):
             raise ValueError("only plain strided transposed convolutions with one stride")
         s, taps = s_h, (-(-k_h // s_h), -(-k_w // s_w))
         c_in, c_out = conv.weight.shape[:2]
-        weight = conv.weight.new_zeros(c_out, s, s, c_in, *taps)
-        for a in range(s):
-            for b in range(s):
-                for t in range(taps[0]):
-                    for u in range(taps[1]):
-                        ka, kb = a + s * (taps[0] - 1 - t), b + s * (taps[1] - 1 - u)
-                        if ka < k_h and kb < k_w:
-                            weight[:, a, b, :, t, u] = conv.weight[:, :, ka, kb].T
-        self.weight = nn.Parameter(weight.reshape(c_out * s * s, c_in, *taps), requires_grad=False)
+        # Tap k = s * j + a of the kernel, zero-padded to whole phases, goes to phase a at flipped position j.
+        padded = F.pad(conv.weight.detach(), (0, s * taps[1] - k_w, 0, s * taps[0] - k_h))
+        weight = padded.reshape(c_in, c_out, taps[0], s, taps[1], s).flip(2, 4).permute(1, 3, 5, 0, 2, 4)
+        self.weight = nn.Parameter(weight.reshape(c_out * s * s, c_in, *taps).contiguous(), requires_grad=False)
         bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(c_out)
         self.bias = nn.Parameter(bias.repeat_interleave(s * s), requires_grad=False)
         self.stride, self.taps, self.kernel_size = s, taps, (k_h, k_w)

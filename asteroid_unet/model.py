@@ -413,7 +413,8 @@ class UNet(BaseEncoderMaskerDecoder):
         layers (nothing to fold) it shares the tensors that are already channels last (the entry
         points load them so) instead of copying them. In a reduced ``dtype`` the transposed
         convolutions run as plain ones (:func:`~asteroid_unet.masknet.as_plain_convolutions`),
-        which PyTorch's CPU kernels compute several times faster in bfloat16.
+        which PyTorch's CPU kernels compute several times faster in bfloat16, and batch norm
+        layers keep their float32 statistics (they take and give ``dtype``).
         """
         # The STFT filterbanks hold no weights to fold: shared, not copied (67 MB each at n_fft 4096).
         memo = {id(self.encoder): self.encoder, id(self.decoder): self.decoder}
@@ -429,8 +430,11 @@ class UNet(BaseEncoderMaskerDecoder):
                 block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
             for block in unet.decoder:
                 block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
-        if dtype != torch.float32:
-            fast.masker = as_plain_convolutions(fast.masker.to(dtype))
+        if dtype != torch.float32:  # the convolutions only: batch norm keeps float32 statistics and affine weights
+            for layer in fast.masker.modules():
+                if isinstance(layer, nn.modules.conv._ConvNd):
+                    layer.to(dtype)
+            fast.masker = as_plain_convolutions(fast.masker)
         return fast.to(memory_format=torch.channels_last)
 
     # ----- serialisation -----
