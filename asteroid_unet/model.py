@@ -419,10 +419,10 @@ class UNet(BaseEncoderMaskerDecoder):
         # The STFT filterbanks hold no weights to fold: shared, not copied (67 MB each at n_fft 4096).
         memo = {id(self.encoder): self.encoder, id(self.decoder): self.decoder}
         unets = [m for m in self.masker.modules() if isinstance(m, UNetMaskNet)]
-        if dtype == torch.float32 and all(unet.spleeter_layers for unet in unets):
+        if all(unet.spleeter_layers for unet in unets):
             # Spleeter's order (skips before the norm, norm after the ReLU) leaves nothing to fold: tensors
             # already in their inference layout are shared, not copied (78 MB for Spleeter 2stems; the
-            # float32 inference copy never writes to them, a reduced one casts its own).
+            # inference copy never writes to them: a reduced one casts into new tensors of its own).
             memo.update({id(t): t for t in itertools.chain(self.masker.parameters(), self.masker.buffers())
                          if t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last)})
         fast = copy.deepcopy(self, memo=memo).eval()
@@ -434,7 +434,8 @@ class UNet(BaseEncoderMaskerDecoder):
         if dtype != torch.float32:  # the convolutions only: batch norm keeps float32 statistics and affine weights
             for layer in fast.masker.modules():
                 if isinstance(layer, nn.modules.conv._ConvNd):
-                    layer.to(dtype)
+                    for name, param in list(layer.named_parameters(recurse=False)):
+                        setattr(layer, name, nn.Parameter(param.detach().to(dtype), requires_grad=False))
             fast.masker = as_plain_convolutions(fast.masker)
         return fast.to(memory_format=torch.channels_last)
 
