@@ -52,10 +52,11 @@ def test_the_precisions_golden_stems_differ():
 def test_auto_writes_the_bytes_of_the_precision_the_machine_runs_natively(tmp_path, monkeypatch, native_bfloat16,
                                                                           same_as):
     """A CPU without bfloat16 arithmetic (hidden here) gets float32's bytes, one with it bfloat16's."""
+    expected = stems_in(same_as)  # first: it also sets the thread count the golden stems are computed with
     monkeypatch.setattr(precision, "native_bfloat16_cpu", lambda: native_bfloat16)
     song = write_inputs(tmp_path)["stereo"]
     for model in ("spleeter-2stems", "paper"):
         outdir = tmp_path / model
         assert cli_main(["separate", str(song), "-o", str(outdir), "--model", model, *SETTINGS["mask"]]) == 0
-        for stem, chosen in stems_in(same_as)[model]["mask"]["stereo"].items():
+        for stem, chosen in expected[model]["mask"]["stereo"].items():
             assert stem_summary(outdir / "stereo" / f"{stem}.wav")["sha256"] == chosen["sha256"], (model, stem)
