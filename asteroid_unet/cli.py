@@ -14,6 +14,7 @@ from .budget import MAX_CHANNELS, MAX_RATE, WorkBudget
 from .catalogue import separate_files
 from .errors import CheckpointError, load_failure, one_line
 from .files import DEFAULT_FILENAME, FILENAME_FIELDS, check_distinct, check_filename, expand_inputs, select_stems
+from .precision import PRECISIONS
 from .separate import resolve_model
 from .separator import CHUNK_SECONDS
 from .spleeter import build_weights, save_converted, spleeter_wheel
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="separate this many seconds (default: to the end)")
     sep.add_argument("--force", action="store_true", help="overwrite existing stems")
     sep.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="memory bound (default: %(default)s)")
-    sep.add_argument("--precision", default="float32", choices=["float32", "bfloat16"], help="default: %(default)s")
+    sep.add_argument("--precision", default="auto", choices=PRECISIONS,
+                     help="the U-Net's number format; auto: bfloat16 where the CPU or GPU computes in it natively "
+                          "(float16 on a GPU without it), else float32, unless the model keeps float32 (default: auto)")
     # The next three default to the model's own settings, chosen on validation data (model_card.md).
     sep.add_argument("--band-limited", action=argparse.BooleanOptionalAction, default=None,
                      help="silence every stem above the model's band, as Spleeter does "

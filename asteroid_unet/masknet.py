@@ -165,3 +165,48 @@ class UNetPerTarget(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([unet(x) for unet in self.unets], dim=1)
+
+
+class PolyphaseConvTranspose2d(nn.Module):
+    """A strided :class:`~torch.nn.ConvTranspose2d` (no dilation or groups) computed as one plain
+    convolution whose ``stride ** 2`` output groups are the output's phases, interleaved by
+    ``pixel_shuffle``: the same sums, in kernels that bfloat16 units run fast.
+
+    Output phase ``(a, b)`` at ``(m, n)`` is ``sum_{j, l} x[m - j, n - l] w[a + s j, b + s l]``:
+    a correlation with the taps of that phase, flipped, over ``x`` padded by ``taps - 1``.
+    """
+
+    def __init__(self, conv: nn.ConvTranspose2d):
+        super().__init__()
+        (k_h, k_w), (s_h, s_w) = conv.kernel_size, conv.stride
+        if conv.dilation != (1, 1) or conv.groups != 1 or s_h != s_w or conv.padding_mode != "zeros":
+            raise ValueError("only plain strided transposed convolutions with one stride")
+        s, taps = s_h, (-(-k_h // s_h), -(-k_w // s_w))
+        c_in, c_out = conv.weight.shape[:2]
+        # Tap k = s * j + a of the kernel, zero-padded to whole phases, goes to phase a at flipped position j.
+        padded = F.pad(conv.weight.detach(), (0, s * taps[1] - k_w, 0, s * taps[0] - k_h))
+        weight = padded.reshape(c_in, c_out, taps[0], s, taps[1], s).flip(2, 4).permute(1, 3, 5, 0, 2, 4)
+        self.weight = nn.Parameter(weight.reshape(c_out * s * s, c_in, *taps).contiguous(), requires_grad=False)
+        bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(c_out)
+        self.bias = nn.Parameter(bias.repeat_interleave(s * s), requires_grad=False)
+        self.stride, self.taps, self.kernel_size = s, taps, (k_h, k_w)
+        self.crop = conv.padding  # the transposed convolution's output starts this far into the full one
+        self.extra = conv.output_padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, (t_h, t_w) = self.stride, self.taps
+        y = F.pixel_shuffle(F.conv2d(x, self.weight, self.bias, padding=(t_h - 1, t_w - 1)), s)
+        (top, left), (height, width) = self.crop, [(n - 1) * s - 2 * p + k + e for n, p, k, e in
+                                                   zip(x.shape[-2:], self.crop, self.kernel_size, self.extra)]
+        return y[..., top : top + height, left : left + width]
+
+
+def as_plain_convolutions(module: nn.Module) -> nn.Module:
+    """``module`` with each of its strided transposed convolutions replaced by a
+    :class:`PolyphaseConvTranspose2d` (for inference only)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.ConvTranspose2d) and child.stride != (1, 1):
+            setattr(module, name, PolyphaseConvTranspose2d(child))
+        else:
+            as_plain_convolutions(child)
+    return module

@@ -18,14 +18,15 @@ from asteroid_filterbanks.transforms import mag
 from .asteroid_api import file_separate, separate_like_asteroid, separate_waveforms
 from .errors import CheckpointError, one_line
 from .filterbank import STFTFilterbank
-from .masknet import UNetMaskNet, UNetPerTarget
+from .masknet import UNetMaskNet, UNetPerTarget, as_plain_convolutions
 from .provenance import checked as checked_provenance
 from .weights import DEFAULT_MODEL, read_package
 
 DEFAULT_TARGETS = ("vocals", "accompaniment")
 MASK_EPS = 1e-10  # Spleeter's epsilon in its ratio masks
 # Separator settings a model may carry as its own defaults (``UNet(separation=...)``).
-SEPARATION_SETTINGS = {"wiener_iterations": int, "tta": bool, "full_band": bool}
+SEPARATION_SETTINGS = {"wiener_iterations": int, "tta": bool, "full_band": bool, "precision": str}
+PINNED_PRECISIONS = ("auto", "float32")  # a model may keep float32 where reduced precision costs it quality
 # Spleeter 2stems' own, chosen on musdb's 14 validation previews of MUSDB18-7 (model_card.md).
 SPLEETER_SEPARATION = {"wiener_iterations": 1, "tta": False, "full_band": True}
 
@@ -35,7 +36,11 @@ def separation_settings(settings: Optional[dict]) -> dict:
     unknown = set(settings or {}) - set(SEPARATION_SETTINGS)
     if unknown:
         raise ValueError(f"separation settings must be among {sorted(SEPARATION_SETTINGS)}, got {sorted(unknown)}")
-    return {key: SEPARATION_SETTINGS[key](value) for key, value in (settings or {}).items()}
+    checked = {key: SEPARATION_SETTINGS[key](value) for key, value in (settings or {}).items()}
+    if checked.get("precision", "auto") not in PINNED_PRECISIONS:
+        raise ValueError(f"a model's own precision must be one of {', '.join(PINNED_PRECISIONS)}, "
+                         f"got {checked['precision']!r}")
+    return checked
 
 
 def spleeter_args(targets: Sequence[str] = DEFAULT_TARGETS) -> dict:
@@ -87,7 +92,8 @@ class UNet(BaseEncoderMaskerDecoder):
         mask_extension (str): the mask above ``n_bins`` in ``forward``: ``"top"`` repeats the top
             bin's, ``"zeros"`` silences the band (as Spleeter does). Default ``"top"``.
         separation (dict): the model's own defaults for the separator, chosen on validation data:
-            any of ``wiener_iterations`` (int), ``tta`` and ``full_band`` (bool); what it leaves out
+            any of ``wiener_iterations`` (int), ``tta`` and ``full_band`` (bool), and ``precision``
+            (``"float32"`` keeps the U-Net in float32 where ``auto`` would reduce it); what it leaves out
             takes the package's defaults (:func:`asteroid_unet.separator.model_settings`). Saved with
             the model. Default: none.
         provenance (dict): where the weights came from (base weights, training runs with their data
@@ -350,7 +356,9 @@ class UNet(BaseEncoderMaskerDecoder):
     def network_masks(self, patches: torch.Tensor) -> torch.Tensor:
         """The network's sigmoid outputs ``(n, n_targets, channels, n_bins, patch_frames)`` for raw
         magnitude patches ``(n, channels, n_bins, patch_frames)``: what training fits, before any ratio."""
-        out = self.masker(normalize_patches(patches) if self.patch_norm else patches)
+        net_input = normalize_patches(patches) if self.patch_norm else patches
+        dtype = next(self.masker.parameters()).dtype  # reduced in an inference copy (for_inference)
+        out = self.masker(net_input.to(dtype)).to(patches.dtype)
         return out.reshape(out.shape[0], len(self.targets), self.audio_channels, *out.shape[-2:])
 
     def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
@@ -404,19 +412,24 @@ class UNet(BaseEncoderMaskerDecoder):
         lead = self.patch_frames - self.patch_hop
         return max(1, math.ceil((n_frames + 2 * lead - self.patch_frames) / self.patch_hop) + 1)
 
-    def for_inference(self) -> "UNet":
-        """A copy in eval mode with batch norm folded into the convolutions and channels-last weights.
+    def for_inference(self, dtype: torch.dtype = torch.float32) -> "UNet":
+        """A copy in eval mode with batch norm folded into the convolutions and channels-last weights,
+        its U-Net cast once to ``dtype`` (the STFTs stay float32); not for training or saving.
 
-        Same outputs (to float rounding), about twice as fast on a CPU; not for training or saving.
-        With Spleeter's layers (nothing to fold) it shares the tensors that are already channels last
-        (the entry points load them so) instead of copying them.
+        In float32, the same outputs (to float rounding), about twice as fast on a CPU. With Spleeter's
+        layers (nothing to fold) it shares the tensors that are already channels last (the entry
+        points load them so) instead of copying them. In a reduced ``dtype`` the transposed
+        convolutions run as plain ones (:func:`~asteroid_unet.masknet.as_plain_convolutions`),
+        which PyTorch's CPU kernels compute several times faster in bfloat16, and batch norm
+        layers keep their float32 statistics (they take and give ``dtype``).
         """
         # The STFT filterbanks hold no weights to fold: shared, not copied (67 MB each at n_fft 4096).
         memo = {id(self.encoder): self.encoder, id(self.decoder): self.decoder}
         unets = [m for m in self.masker.modules() if isinstance(m, UNetMaskNet)]
-        if all(unet.spleeter_layers for unet in unets):  # Spleeter's order (skips before the norm, norm after
-            # the ReLU) leaves nothing to fold: tensors already in their inference layout are shared, not copied
-            # (78 MB for Spleeter 2stems; the inference copy never writes to them).
+        if all(unet.spleeter_layers for unet in unets):
+            # Spleeter's order (skips before the norm, norm after the ReLU) leaves nothing to fold: tensors
+            # already in their inference layout are shared, not copied (78 MB for Spleeter 2stems; the
+            # inference copy never writes to them: a reduced one casts into new tensors of its own).
             memo.update({id(t): t for t in itertools.chain(self.masker.parameters(), self.masker.buffers())
                          if t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last)})
         fast = copy.deepcopy(self, memo=memo).eval()
@@ -425,6 +438,12 @@ class UNet(BaseEncoderMaskerDecoder):
                 block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm), nn.Identity()
             for block in unet.decoder:
                 block.conv, block.norm = fuse_conv_bn_eval(block.conv, block.norm, transpose=True), nn.Identity()
+        if dtype != torch.float32:  # the convolutions only: batch norm keeps float32 statistics and affine weights
+            for layer in fast.masker.modules():
+                if isinstance(layer, nn.modules.conv._ConvNd):
+                    for name, param in list(layer.named_parameters(recurse=False)):
+                        setattr(layer, name, nn.Parameter(param.detach().to(dtype), requires_grad=False))
+            fast.masker = as_plain_convolutions(fast.masker)
         return fast.to(memory_format=torch.channels_last)
 
     # ----- serialisation -----

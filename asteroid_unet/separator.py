@@ -17,6 +17,7 @@ from .audio import AudioError
 from .fullband import fft_resample, interpolate_mask
 from .grid import frame_grid, working_rate
 from .memory import return_freed_memory
+from .precision import DTYPES, resolve_precision
 from .wiener import wiener
 
 Reader = Callable[[int, int], torch.Tensor]
@@ -28,7 +29,8 @@ MASK_BLOCK_SECONDS = 10.0  # the full-band STFT, masking and inverse STFT go thr
 # "musdb18-7 valid"): one Wiener iteration lifts its mean vocals SDR by about 0.4 dB there, a second one loses
 # most of it, and channel-swap averaging gains nothing for twice the network time. Every entry point (API,
 # command line, web page, Asteroid and SpeechBrain) uses the model's own settings unless told otherwise.
-DEFAULT_SETTINGS = {"wiener_iterations": 1, "tta": False, "full_band": True}
+# ``precision``: "auto" lets the machine choose (asteroid_unet.precision); a model may pin "float32".
+DEFAULT_SETTINGS = {"wiener_iterations": 1, "tta": False, "full_band": True, "precision": "auto"}
 
 
 class Separator:
@@ -61,7 +63,11 @@ class Separator:
         sample_rate (int): rate of the signals to separate, at least 1000 Hz.
         chunk_seconds (float): core length of a chunk, rounded to whole patch hops. Default 30.
         device (str): ``"cpu"`` or ``"cuda"``. Default: the model's device.
-        precision (str): ``"float32"`` or ``"bfloat16"`` (autocast for the U-Net). Default float32.
+        precision (str): the U-Net's number format: ``"auto"`` (the model's own if it pins one, else
+            bfloat16 where ``device`` runs it natively, float16 on a GPU without it, float32 on
+            other CPUs: :func:`~asteroid_unet.precision.resolve_precision`), ``"float32"``,
+            ``"bfloat16"`` or ``"float16"``. The STFTs, masks and Wiener filter stay float32.
+            Default auto; :attr:`precision` is the one chosen.
         full_band (bool): carry the masks above the model's band (else silence it).
         wiener_iterations (int): EM iterations of the Wiener filter; 0: ratio masks only.
         tta (bool): average a stereo model's outputs with those of the channel-swapped input.
@@ -76,7 +82,7 @@ class Separator:
         sample_rate: int,
         chunk_seconds: float = CHUNK_SECONDS,
         device: Optional[str] = None,
-        precision: str = "float32",
+        precision: str = "auto",
         full_band: Optional[bool] = None,
         wiener_iterations: Optional[int] = None,
         tta: Optional[bool] = None,
@@ -85,8 +91,6 @@ class Separator:
         full_band = own["full_band"] if full_band is None else full_band
         wiener_iterations = own["wiener_iterations"] if wiener_iterations is None else wiener_iterations
         tta = own["tta"] if tta is None else tta
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         if int(wiener_iterations) < 0:
             raise ValueError(f"wiener_iterations must be 0 or more, got {wiener_iterations}")
         self.sample_rate = int(sample_rate)
@@ -97,8 +101,8 @@ class Separator:
         self.wiener_iterations = int(wiener_iterations)
         self.tta = bool(tta) and model.audio_channels == 2
         self.device = torch.device(device) if device else next(model.parameters()).device
-        self.model = model.for_inference().to(self.device)
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device, own["precision"])
+        self.model = model.for_inference(DTYPES[self.precision]).to(self.device)
         self.full_band = bool(full_band)
         # Model frames per whole number of input samples, chunk borders (whole patch hops on that grid)
         # and the full-band STFT, whose hop divides that step so that every border lies on a frame.
@@ -197,10 +201,9 @@ class Separator:
         per call (a GPU's batch). Without it, each chunk's go in calls of the model's ``patch_batch``
         of their own, as for one song alone: on the CPU a call's batch size can change the results'
         last bit, so this keeps the bytes of one file at a time."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            if per_pass is None:
-                return [self._masks_of(patches, self.model.patch_batch) for patches in todo]
-            masks = self._masks_of(torch.cat(list(todo)), per_pass)
+        if per_pass is None:
+            return [self._masks_of(patches, self.model.patch_batch) for patches in todo]
+        masks = self._masks_of(torch.cat(list(todo)), per_pass)
         return list(masks.split([patches.shape[0] for patches in todo]))
 
     def _masks_of(self, patches: torch.Tensor, per_call: int) -> torch.Tensor:
@@ -393,8 +396,7 @@ class SongPass:
         exact = chunk.exact
         exact_here = {g for g in starts if exact[0] <= g and g + model.patch_frames <= exact[1]}
         self.reuse = {g: m for g, m in found.items() if g >= chunk.keep_from and (g in exact_here or g in self.reuse)}
-        with torch.autocast(sep.device.type, dtype=torch.bfloat16, enabled=sep.precision == "bfloat16"):
-            all_masks = model.masks_from_patches(torch.stack([found.get(g, unused) for g in starts]), pending.n_frames)
+        all_masks = model.masks_from_patches(torch.stack([found.get(g, unused) for g in starts]), pending.n_frames)
         core = slice(chunk.start - chunk.seg_start, chunk.stop - chunk.seg_start)
         stems = sep.apply_masks(pending.x, all_masks[0].float(), pending.skip, core)
         return {name: s.cpu() for name, s in stems.items()}
@@ -428,10 +430,12 @@ _separators_lock = threading.Lock()
 
 def separator_for(model, sample_rate: int, **settings) -> Separator:
     """A :class:`Separator` of ``model`` at ``sample_rate`` with ``settings`` (its other arguments): the
-    same one for the same model, rate and settings, while the model's weights stay as they are, so
-    the inference copy is built once, not per file or call. The :data:`SEPARATOR_CACHE` most recently
+    same one for the same model, rate and settings (``precision`` as resolved on its device), while the
+    model's weights stay as they are, so the inference copy is built once, not per file or call. The :data:`SEPARATOR_CACHE` most recently
     used are kept, so memory stays flat over many rates and settings."""
     state = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())  # changed by training or loading
+    device = torch.device(settings.get("device") or next(model.parameters()).device)
+    settings["precision"] = resolve_precision(settings.get("precision", "auto"), device, model_settings(model)["precision"])
     key = (id(model), int(sample_rate), tuple(sorted(settings.items())))
     with _separators_lock:
         entry = _SEPARATORS.get(key)

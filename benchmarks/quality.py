@@ -27,7 +27,8 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
 - ``<model>, <setting>``: the same with the separator settings of ``--settings`` (``mask``: ratio masks
   only; ``wiener<N>``: N iterations of the multichannel Wiener filter; ``tta``: outputs averaged with
   the channel-swapped input's; ``band``: every stem silent above the model's band, as Spleeter's own
-  output; ``bf16``: the U-Net in bfloat16), e.g. ``--settings mask wiener1 wiener1+tta wiener1+band wiener1+bf16``;
+  output; ``bf16`` / ``fp32``: the U-Net in bfloat16 / float32, where the default ``auto`` lets the machine
+  choose), e.g. ``--settings mask wiener1 wiener1+tta wiener1+band wiener1+fp32 wiener1+bf16``;
 - ``--extra-model LABEL=SPEC`` adds the rows of another model (name, file, hub folder), e.g.
   ``"paper UNet=paper"`` or a fine-tuned checkpoint, with the same settings;
 - ``UNet (paper path, 8 kHz, raw masks)``: with ``--paper-row``, the 2017 inference path for
@@ -38,7 +39,8 @@ Rows (museval 0.4.1, BSSEval v4, 1 s windows and hops, median over windows; SDR/
   (see ``benchmarks/spleeter_tf/README.md``).
 
 A summary per set gives each row's median over tracks and, per track, how far each
-asteroid-unet Spleeter row lies from the TensorFlow MWF row (vocals and accompaniment SDR).
+asteroid-unet Spleeter row lies from the TensorFlow MWF row (vocals and accompaniment SDR); for
+each ``bf16`` row with its ``fp32`` twin, how bfloat16 moves the median SDR and the worst track.
 
 Usage::
 
@@ -134,19 +136,19 @@ def separated_row(model, refs: dict, rate: int, **settings) -> dict:
 
 def parse_setting(text: str) -> dict:
     """``"wiener1+tta"`` -> ``{"wiener_iterations": 1, "tta": True}``; ``"mask"``: neither; ``"band"``:
-    band-limited (Spleeter's own output band); ``"bf16"``: the U-Net in bfloat16 (``precision``)."""
+    band-limited (Spleeter's own output band); ``"bf16"`` / ``"fp32"``: the U-Net in bfloat16 / float32 (``precision``)."""
     settings = {"wiener_iterations": 0, "tta": False}
     for part in text.split("+"):
         if part == "tta":
             settings["tta"] = True
         elif part == "band":
             settings["full_band"] = False
-        elif part == "bf16":
-            settings["precision"] = "bfloat16"
+        elif part in ("bf16", "fp32"):
+            settings["precision"] = {"bf16": "bfloat16", "fp32": "float32"}[part]
         elif part.startswith("wiener") and part[len("wiener"):].isdigit():
             settings["wiener_iterations"] = int(part[len("wiener"):])
         elif part != "mask":
-            raise argparse.ArgumentTypeError(f"unknown setting {part!r} in {text!r}: use mask, wiener<N>, tta, band, bf16")
+            raise argparse.ArgumentTypeError(f"unknown setting {part!r} in {text!r}: use mask, wiener<N>, tta, band, bf16, fp32")
     return settings
 
 
@@ -246,8 +248,21 @@ def set_summary(results: dict) -> dict:
                     deltas = [r[t]["SDR"] - tf[t]["SDR"] for r, tf in pairs]
                     entry[f"{t}_max_abs_delta_tf"] = float(np.max(np.abs(deltas)))
                     entry[f"{t}_min_delta_tf"] = float(np.min(deltas))
+        twin = row.replace("bf16", "fp32")
+        if "bf16" in row and all(twin in track for track in results.values() if row in track):
+            entry["bf16_vs_fp32"] = precision_change([(track[row], track[twin]) for track in results.values() if row in track])
         summary[row] = entry
     return summary
+
+
+def precision_change(pairs) -> dict:
+    """Per target, how the ``(bfloat16, float32)`` rows of ``pairs`` differ in SDR (dB): ``median``, the
+    change of the median over tracks, and ``worst``, the lowest per-track change."""
+    change = {}
+    for t in TARGETS:
+        low, full = (np.array([r[t]["SDR"] for r in rows]) for rows in zip(*pairs))
+        change[t] = {"median": float(np.median(low) - np.median(full)), "worst": float(np.min(low - full))}
+    return change
 
 
 def summary_markdown(summaries: dict) -> str:
@@ -262,6 +277,13 @@ def summary_markdown(summaries: dict) -> str:
                      for t in TARGETS]
             out.append(f"| {row} | {e['tracks']} | {e['vocals']:.2f} | {e['accompaniment']:.2f} | {delta[0]} | {delta[1]} |")
         out.append("")
+        for row, e in summary.items():
+            if "bf16_vs_fp32" in e:
+                c = e["bf16_vs_fp32"]
+                out.append(f"- {row} against float32: median SDR {c['vocals']['median']:+.3f} dB vocals, "
+                           f"{c['accompaniment']['median']:+.3f} dB accompaniment; worst track "
+                           f"{c['vocals']['worst']:+.3f} / {c['accompaniment']['worst']:+.3f} dB")
+        out.append("")
     return "\n".join(out) + "\n"
 
 
@@ -270,7 +292,7 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint, hub folder or repo id (default: packaged weights)")
     parser.add_argument("--untrained", action="store_true", help="score a randomly initialised UNet (seed 0)")
     parser.add_argument("--settings", nargs="*", default=[], metavar="SETTING",
-                        help="also score these separator settings for every model: mask, wiener<N>, tta, band, bf16, "
+                        help="also score these separator settings for every model: mask, wiener<N>, tta, band, bf16, fp32, "
                              "joined by + (e.g. wiener1+tta)")
     parser.add_argument("--paper-row", action="store_true",
                         help="also score the paper's inference path (8 kHz, unnormalised masks)")

@@ -14,7 +14,12 @@ Peers: Spleeter 2stems (TensorFlow), without and with its own Wiener filter (``M
 timed the same way (read, separate, write two WAV files), its graph build and checkpoint restore
 included since Spleeter does them on the first separation. Also up to ``--peer-max-seconds``;
 skipped with a message without the venv. Ours runs with the package's default settings (its
-Wiener filter included).
+Wiener filter included), in each precision of ``--precisions``: the first (default ``auto``, the
+package's default) on every input, the others (default ``float32``) up to ``--peer-max-seconds``;
+the speed-up columns compare the first with every other row of the same input.
+
+Start-up: the seconds from a fresh ``python -m asteroid_unet separate`` of a 7 s song to its last
+stem written (import, model loading and separation), and those of ``import asteroid_unet`` alone.
 
     python -m benchmarks.speed                      # 30 s, 4 min, 60 min on the CPU
     python -m benchmarks.speed --device cuda --json speed-gpu.json   # on a GPU: a catalogue and 4 min
@@ -40,6 +45,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from asteroid_unet.precision import PRECISIONS
 
 RATE = 44100
 CATALOGUE_SONG_SECONDS = 7.0  # MUSDB18-7's length
@@ -134,6 +141,22 @@ def run_open_unmix(src: str, outdir: str, device: str) -> float:
     return time.perf_counter() - start
 
 
+def measure_startup(src: Path, args) -> dict:
+    """Seconds of a fresh ``python -m asteroid_unet separate`` of ``src`` (the command as a user runs it,
+    in the first precision), and of a fresh ``import asteroid_unet`` alone."""
+    with tempfile.TemporaryDirectory() as outdir:
+        command = [sys.executable, "-m", "asteroid_unet", "separate", str(src), "-o", outdir, "--device", args.device,
+                   "--precision", args.precisions[0]] + (["--model", args.model] if args.model else [])
+        timings = {}
+        for key, cmd in (("import_s", [sys.executable, "-c", "import asteroid_unet"]), ("first_stems_s", command)):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            timings[key] = time.perf_counter() - start
+            if proc.returncode != 0:
+                return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return timings
+
+
 def measure_spleeter_tf(src: Path, args, mwf: bool = False) -> dict:
     """Spleeter 2stems in its TensorFlow venv, in a fresh process (see ``spleeter_tf/reference.py``);
     ``mwf``: with its Wiener filter."""
@@ -152,7 +175,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as outdir:
         if args.child == "ours":
-            wall = run_ours(args.input, outdir, args.device, args.precision, args.chunk_seconds, args.model, args.copies,
+            wall = run_ours(args.input, outdir, args.device, args.precisions[0], args.chunk_seconds, args.model, args.copies,
                             args.batch_files)
         else:
             wall = run_open_unmix(args.input, outdir, args.device)
@@ -160,9 +183,9 @@ def child(args) -> None:
     print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_mb}))
 
 
-def measure(system: str, src: Path, args, copies: int = 1) -> dict:
+def measure(system: str, src: Path, args, copies: int = 1, precision: str = "auto") -> dict:
     cmd = [sys.executable, "-m", "benchmarks.speed", "--child", system, "--input", str(src), "--device", args.device,
-           "--threads", str(args.threads), "--precision", args.precision,
+           "--threads", str(args.threads), "--precisions", precision,
            "--copies", str(copies), "--batch-files", str(args.batch_files)]
     if args.chunk_seconds is not None:
         cmd += ["--chunk-seconds", str(args.chunk_seconds)]
@@ -183,7 +206,9 @@ def main() -> None:
                         help="also time this many 7 s songs in one run (default: 0 on the CPU, 512 on cuda)")
     parser.add_argument("--batch-files", type=int, default=64, help="catalogue songs separated together (default: 64)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--precisions", "--precision", nargs="+", default=["auto", "float32"], choices=PRECISIONS,
+                        help="our U-Net's precisions: the first on every input, the others up to --peer-max-seconds "
+                             "(default: auto float32)")
     parser.add_argument("--chunk-seconds", type=float, default=None, help="chunk length (default: the separator's)")
     parser.add_argument("--model", default=None, help="our model: a name (paper, spleeter-2stems) or file (default: the default model)")
     parser.add_argument("--peer-max-seconds", type=float, default=240.0, help="longest input given to Open-Unmix and Spleeter")
@@ -203,39 +228,57 @@ def main() -> None:
     catalogue = args.catalogue if args.catalogue is not None else (512 if cuda else 0)
     cases = ([(CATALOGUE_SONG_SECONDS, catalogue)] if catalogue else []) + [(d, 1) for d in args.durations or (
         [240] if cuda else [30, 240, 3600])]
+    default, others = f"asteroid-unet, --precision {args.precisions[0]}", args.precisions[1:]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        song = Path(tmp) / "song_7s.wav"
+        make_input(song, CATALOGUE_SONG_SECONDS)
+        startup = measure_startup(song, args)
         for song_seconds, copies in cases:
             src = Path(tmp) / f"input_{int(song_seconds)}s.wav"
             make_input(src, song_seconds)
             seconds = song_seconds * copies
-            ours = measure("ours", src, args, copies)
             skip = {"skipped": "catalogue"} if copies > 1 else {"skipped": True} if seconds > args.peer_max_seconds else None
-            peer = skip or measure("umx", src, args)
-            spleeter, spleeter_mwf = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
-                                      else skip or measure_spleeter_tf(src, args, mwf) for mwf in (False, True))
-            row = {"seconds": seconds, "files": copies, "asteroid_unet": ours, "open_unmix": peer, "spleeter_tf": spleeter,
-                   "spleeter_tf_mwf": spleeter_mwf}
-            for entry in (ours, peer, spleeter, spleeter_mwf):
+            systems = {default: measure("ours", src, args, copies, args.precisions[0])}
+            for precision in others:
+                systems[f"asteroid-unet, --precision {precision}"] = skip or measure("ours", src, args, copies, precision)
+            systems["Open-Unmix (UMX-HQ size)"] = skip or measure("umx", src, args)
+            for mwf in (False, True):
+                label = "Spleeter 2stems, TensorFlow, " + ("MWF=True" if mwf else "MWF=False")
+                systems[label] = ({"skipped": "no --spleeter-tf-venv"} if not args.spleeter_tf_venv
+                                  else skip or measure_spleeter_tf(src, args, mwf))
+            for entry in systems.values():
                 if "wall_s" in entry:
                     entry["realtime_factor"] = seconds / entry["wall_s"]
-            for key, entry in (("open_unmix", peer), ("spleeter_tf", spleeter), ("spleeter_tf_mwf", spleeter_mwf)):
-                if "wall_s" in ours and "wall_s" in entry:
-                    row[f"speedup_vs_{key}"] = entry["wall_s"] / ours["wall_s"]
-            rows.append(row)
+                    if "wall_s" in systems[default] and entry is not systems[default]:
+                        entry["speedup_of_default"] = entry["wall_s"] / systems[default]["wall_s"]
+            rows.append({"seconds": seconds, "files": copies, "systems": systems})
             src.unlink()
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device, "precision": args.precision,
-               "model": args.model or "default", "input": preview_clip()[1], "batch_files": args.batch_files}
-    if args.device == "cuda":
-        import torch
-
-        machine["gpu"] = torch.cuda.get_device_name(0)
-    print_table(rows, machine)
+               "cpu_count": os.cpu_count(), "threads": args.threads, "device": args.device,
+               "precisions": args.precisions, "model": args.model or "default", "input": preview_clip()[1],
+               "batch_files": args.batch_files, **cpu_description(args.device)}
+    print_table(rows, machine, startup)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    out.write_text(json.dumps({"machine": machine, "startup": startup, "results": rows}, indent=2))
     print(f"\nwrote {out}")
+
+
+def cpu_description(device: str) -> dict:
+    """The CPU as PyTorch sees it (name, vector unit, bfloat16 arithmetic), what ``auto`` resolves to, and the GPU."""
+    import torch
+
+    from asteroid_unet.precision import machine_precision
+
+    capabilities = torch.cpu.get_capabilities()
+    described = {"cpu": capabilities.get("cpu_name", platform.processor()),
+                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                 "cpu_bfloat16": [flag for flag in ("amx_bf16", "avx512_bf16") if capabilities.get(flag)],
+                 "auto_precision": machine_precision(device), "torch": torch.__version__}
+    if device == "cuda":
+        described["gpu"] = torch.cuda.get_device_name(0)
+    return described
 
 
 def fmt_case(entry: dict) -> str:
@@ -247,18 +290,19 @@ def fmt_case(entry: dict) -> str:
     return f"{entry['wall_s']:8.2f} s {entry['realtime_factor']:8.1f}x {entry['peak_rss_mb']:8.0f} MB"
 
 
-def print_table(rows, machine) -> None:
+def print_table(rows, machine, startup: dict) -> None:
     print(f"machine: {machine}")
-    peers = (("open_unmix", "Open-Unmix (UMX-HQ size)"), ("spleeter_tf", "Spleeter 2stems, TensorFlow"),
-             ("spleeter_tf_mwf", "Spleeter 2stems, TF, MWF=True"))
-    print(f"{'input':>8s} | {'asteroid-unet: wall, x realtime, peak RSS':>32s}"
-          + "".join(f" | {title:>32s} | speed-up" for _, title in peers))
+    if "error" in startup:
+        print(f"start-up: failed: {startup['error']}")
+    else:
+        print(f"start-up: {startup['first_stems_s']:.2f} s from a fresh command to the stems of a 7 s song "
+              f"(import asteroid_unet alone: {startup['import_s']:.2f} s)")
+    print(f"{'input':>8s} | {'system':42s} | {'wall, x realtime, peak RSS':>32s} | speed-up of the first row")
     for row in rows:
         label = f"{row['files']}x{row['seconds'] / row['files']:.0f}s" if row.get("files", 1) > 1 else f"{row['seconds']:.0f}s"
-        cells = "".join(f" | {fmt_case(row.get(key, {'skipped': 'not run'}))} | "
-                        + (f"{row['speedup_vs_' + key]:7.1f}x" if "speedup_vs_" + key in row else "      -")
-                        for key, _ in peers)
-        print(f"{label:>8s} | {fmt_case(row['asteroid_unet'])}{cells}")
+        for name, entry in row["systems"].items():
+            speedup = f"{entry['speedup_of_default']:.1f}x" if "speedup_of_default" in entry else "-"
+            print(f"{label:>8s} | {name:42s} | {fmt_case(entry)} | {speedup}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Regenerate tests/data/golden_paper.json: stored stems of the packaged paper weights
-(``asteroid_unet/weights/unet_default.pth``) on a fixed input, checked by
+(``asteroid_unet/weights/unet_default.pth``, the U-Net in float32) on a fixed input, checked by
 ``tests/test_separation_quality.py::test_golden_output_of_the_paper_weights``.
 
 Run it, from the repository root, only when the weights or the separator change on purpose
@@ -45,7 +45,7 @@ def compute() -> dict:
     torch.set_num_threads(2)
     model = UNet.from_pretrained(str(WEIGHTS))
     return {"weights": WEIGHTS.name, "rate": RATE, "frame": FRAME, "sample_indices": SAMPLES,
-            "stems": summary(separate(golden_input(), RATE, model))}
+            "stems": summary(separate(golden_input(), RATE, model, precision="float32"))}
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""Regenerate tests/data/golden_cli.json: the stems that ``asteroid-unet separate`` writes for both
-packaged models, on a stereo song at 44.1 kHz and a mono file at 22.05 kHz, with the Wiener filter
-off and on. Checked by ``tests/test_golden_cli.py``.
+"""Regenerate the golden stems that ``asteroid-unet separate`` writes for both packaged models, on a
+stereo song at 44.1 kHz and a mono file at 22.05 kHz, with the Wiener filter off and on, one file
+per precision of the U-Net: tests/data/golden_cli.json (``--precision float32``) and
+tests/data/golden_cli_bfloat16.json (``--precision bfloat16``). Checked by ``tests/test_golden_cli.py``.
 
 Each stem is stored as the sha256 of its file (the same bytes on the same CPU model and
 stack) and as the RMS of every 0.25 s and raw samples at fixed indices (checked to float
 rounding anywhere). Rerun it, from the repository root, only when the weights or the separator
-change on purpose, and say so in the commit:
+change on purpose, and say so in the commit; name the precisions to regenerate (default: both):
 
-    .venv/bin/python tests/create_golden_cli.py
+    .venv/bin/python tests/create_golden_cli.py bfloat16
 """
 import hashlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,7 +23,8 @@ import torch
 from asteroid_unet.cli import main as cli_main
 from create_golden import golden_input
 
-GOLDEN = Path(__file__).with_name("data") / "golden_cli.json"
+DATA = Path(__file__).with_name("data")
+GOLDENS = {"float32": DATA / "golden_cli.json", "bfloat16": DATA / "golden_cli_bfloat16.json"}
 MODELS = ("spleeter-2stems", "paper")
 SETTINGS = {"mask": ["--wiener", "0", "--no-tta"], "wiener1+tta": ["--wiener", "1", "--tta"]}
 SAMPLES = [100, 5000, 22050, 40001, 60000, 66000]
@@ -45,8 +48,8 @@ def stem_summary(path: Path) -> dict:
             "rms": np.sqrt((frames ** 2).mean(-1)).tolist(), "samples": audio[SAMPLES].T.tolist()}
 
 
-def compute() -> dict:
-    """``{model: {setting: {input: {stem: summary}}}}`` of the command's output files."""
+def compute(precision: str = "float32") -> dict:
+    """``{model: {setting: {input: {stem: summary}}}}`` of the command's output files, with the U-Net in ``precision``."""
     torch.set_num_threads(2)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +57,7 @@ def compute() -> dict:
         for model in MODELS:
             for setting, flags in SETTINGS.items():
                 outdir = Path(tmp) / model / setting
-                code = cli_main(["separate", *map(str, inputs.values()), "-o", str(outdir), "--model", model, *flags])
+                code = cli_main(["separate", *map(str, inputs.values()), "-o", str(outdir), "--model", model, "--precision", precision, *flags])
                 assert code == 0, f"asteroid-unet separate failed for {model} {setting}"
                 out.setdefault(model, {})[setting] = {
                     kind: {stem.stem: stem_summary(stem) for stem in sorted((outdir / kind).glob("*.wav"))}
@@ -63,6 +66,6 @@ def compute() -> dict:
 
 
 if __name__ == "__main__":
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(compute(), indent=1) + "\n")
-    print(f"wrote {GOLDEN}")
+    for precision in sys.argv[1:] or GOLDENS:
+        GOLDENS[precision].write_text(json.dumps(compute(precision), indent=1) + "\n")
+        print(f"wrote {GOLDENS[precision]}")

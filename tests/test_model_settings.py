@@ -5,9 +5,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from asteroid_unet import UNet
+from asteroid_unet import UNet, precision
 from asteroid_unet.cli import main
 from asteroid_unet.model import load_model
+from asteroid_unet.precision import machine_precision
 from asteroid_unet.separate import separate
 from asteroid_unet.separator import DEFAULT_SETTINGS, model_settings, separator_for
 
@@ -26,8 +27,18 @@ def test_settings_are_saved_with_the_model(tmp_path):
 
 
 def test_unknown_settings_are_refused():
-    with pytest.raises(ValueError, match="precision"):
-        tiny({"precision": "bfloat16"})
+    with pytest.raises(ValueError, match="chunk_seconds"):
+        tiny({"chunk_seconds": 10})
+    with pytest.raises(ValueError, match="precision must be one of auto, float32"):
+        tiny({"precision": "bfloat16"})  # a model may keep float32, not ask for less
+
+
+def test_a_model_that_keeps_float32_runs_in_float32_where_auto_would_reduce_it(monkeypatch):
+    monkeypatch.setattr(precision, "native_bfloat16_cpu", lambda: True)
+    assert separator_for(tiny(), 22050).precision == "bfloat16"
+    kept = tiny({"precision": "float32"})
+    assert separator_for(kept, 22050).precision == "float32"
+    assert separator_for(kept, 22050, precision="bfloat16").precision == "bfloat16"  # asked for, it wins
 
 
 def test_the_separator_takes_the_models_settings_unless_overridden():
@@ -38,7 +49,8 @@ def test_the_separator_takes_the_models_settings_unless_overridden():
     overridden = separator_for(own, 22050, wiener_iterations=2, full_band=True)
     assert (overridden.wiener_iterations, overridden.full_band) == (2, True)
     plain = separator_for(tiny(), 22050)  # a model without settings of its own: the package's
-    assert {key: getattr(plain, key) for key in DEFAULT_SETTINGS} == DEFAULT_SETTINGS
+    assert {key: getattr(plain, key) for key in DEFAULT_SETTINGS} == {**DEFAULT_SETTINGS,
+                                                                      "precision": machine_precision("cpu")}
 
 
 def test_packaged_models_carry_the_settings_chosen_on_validation():
