@@ -11,10 +11,12 @@ from asteroid_unet import precision
 from asteroid_unet.cli import main as cli_main
 from create_golden_cli import GOLDENS, SETTINGS, compute, stem_summary, write_inputs
 
-# float32: float rounding. bfloat16: another CPU's kernels (AMX, AVX512-BF16, emulated) round the
+# float32: float rounding, which differs between CPUs: the paper model's Wiener+TTA stems computed on an
+# AMD EPYC (AVX-512) lie up to 3.3e-6 from those stored on an Intel Xeon (AMX), at samples near 0.015.
+# bfloat16: another CPU's kernels (AMX, AVX512-BF16, emulated) round the
 # network's activations differently: with oneDNN held to AVX-512 without bfloat16 instructions
 # (ONEDNN_MAX_CPU_ISA=AVX512_CORE) the stems lay within 5e-5 of the stored ones, float32's up to 3e-3.
-TOLERANCES = {"float32": dict(rtol=1e-4, atol=1e-6), "bfloat16": dict(rtol=1e-3, atol=2e-4)}
+TOLERANCES = {"float32": dict(rtol=1e-4, atol=5e-6), "bfloat16": dict(rtol=1e-3, atol=2e-4)}
 
 
 @functools.lru_cache(maxsize=None)

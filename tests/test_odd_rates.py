@@ -75,11 +75,11 @@ WATCH = textwrap.dedent("""
     import json, sys
     import torch
     from benchmarks.odd_rates import watched
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # CPU time without OpenMP threads spinning for a core the other test worker holds
 """)
 
 # One fresh process: both packaged models loaded, and for each pair of rates a short warm-up at each
-# (its separator built), then each rate separated twice in turn, the better of the two kept.
+# (its separator built), then each rate separated three times in turn, the best of the three kept.
 MEASURE = WATCH + textwrap.dedent("""
     from asteroid_unet.separate import resolve_model, separate
 
@@ -94,7 +94,7 @@ MEASURE = WATCH + textwrap.dedent("""
         model = models.setdefault(name, resolve_model(name))
         for rate in rates:  # each rate's separator built, the kernels warm
             measure(model, 0.1, rate)
-        runs = [[measure(model, seconds, rate) for rate in rates] for _ in range(2)]
+        runs = [[measure(model, seconds, rate) for rate in rates] for _ in range(3)]
         out.append([[min(values) for values in zip(*at_rate)] for at_rate in zip(*runs)])
     print(json.dumps(out))
 """)
