@@ -1,7 +1,13 @@
+import os
+
 import pytest
 import torch
 
 import asteroid_unet
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: two workers share the two cores, one thread each
+    os.environ["OMP_NUM_THREADS"] = "1"  # for the processes the tests start too
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items):
