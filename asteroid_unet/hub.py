@@ -52,6 +52,7 @@ CONFIG_FILE = "training_config.yaml"
 APP_FILE = "app.py"
 DISTRIBUTION = "asteroid-unet"
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root, where pyproject.toml lies
+_SCRATCH: list = []  # the temporary folders of the wheels built in this process, removed when it exits
 
 
 def space_metadata(repo_id: str) -> dict:
@@ -88,11 +89,18 @@ def package_wheel(out_dir) -> Path:
     return out_dir / wheel.name
 
 
+def _scratch_folder() -> Path:
+    """A temporary folder that lives until the process exits (the wheel is built once per process)."""
+    folder = tempfile.TemporaryDirectory(prefix="asteroid-unet-wheel-")
+    _SCRATCH.append(folder)
+    return Path(folder.name)
+
+
 @functools.lru_cache(maxsize=1)
 def _built_wheel() -> Path:
     """The checkout built once per process with ``pip wheel`` (the build backend from the venv when it
     has it, else the isolated build pip sets up)."""
-    folder = Path(tempfile.mkdtemp(prefix="asteroid-unet-wheel-"))
+    folder = _scratch_folder()
     isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(folder),
                           str(SOURCE_ROOT)], capture_output=True, text=True)
@@ -110,7 +118,7 @@ def _installed_wheel() -> Path:
     regenerates them."""
     dist = importlib.metadata.distribution(DISTRIBUTION)
     name = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}-py3-none-any.whl"
-    folder = Path(tempfile.mkdtemp(prefix="asteroid-unet-wheel-"))
+    folder = _scratch_folder()
     skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
     rows = []
     with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as archive:
