@@ -56,7 +56,6 @@ RUN_CONCURRENCY = 4  # jobs checking files or loading models at once; separation
 HUB_MAX_BYTES = 200 * 2**20  # the largest Hub pytorch_model.bin the page downloads (with --hub)
 HUB_TIMEOUT = 10.0  # seconds per Hub request; no retries
 HUB_DOWNLOAD_SECONDS = 120.0  # the longest a Hub download may take
-GRADIO_VERSION = "6.31.0"  # the version the page is tested with, as pinned by the [app] extra
 STEM_FORMATS = ("wav", "flac")
 BROWSER_PLAYABLE = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm"}
 SHOWN = ("mix", "vocals", "accompaniment")

@@ -51,14 +51,14 @@ HPARAMS_FILE = "hyperparams.yaml"
 CONFIG_FILE = "training_config.yaml"
 APP_FILE = "app.py"
 DISTRIBUTION = "asteroid-unet"
+GRADIO_VERSION = "6.31.0"  # the Gradio the page is tested with, as pinned by the [app] extra
+APP_SOURCE = Path(__file__).with_name(APP_FILE)  # the page; not imported here, as exports need no [app] extra
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root, where pyproject.toml lies
 _SCRATCH: list = []  # the temporary folders of the wheels built in this process, removed when it exits
 
 
 def space_metadata(repo_id: str) -> dict:
     """The front matter keys of a Gradio Space running ``app.py``."""
-    from .app import GRADIO_VERSION
-
     return {"title": repo_id.split("/")[-1], "sdk": "gradio", "sdk_version": GRADIO_VERSION,
             "python_version": "3.11", "app_file": APP_FILE, "pinned": False}
 
@@ -69,12 +69,10 @@ def write_space_files(out: Path, requirement: Optional[str] = None) -> None:
     ``requirement`` is the pip line that installs this package with its ``[app]`` extra; None: this
     package's own wheel, written into ``out`` (:func:`package_wheel`) and named by a relative path,
     so the Space installs from what it carries plus what PyPI has."""
-    from . import app
-
     if requirement is None:
         wheel = package_wheel(out)
         requirement = f"./{wheel.name}[app]"
-    shutil.copyfile(app.__file__, out / APP_FILE)
+    shutil.copyfile(APP_SOURCE, out / APP_FILE)
     (out / "requirements.txt").write_text(requirement + "\n")
     (out / "packages.txt").write_text("ffmpeg\n")  # decodes m4a, mp4 and other formats libsndfile cannot
 

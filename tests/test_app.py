@@ -226,9 +226,12 @@ def test_app_command_refuses_a_bad_model_in_one_line(tmp_path, capsys):
 
 
 def test_the_space_pins_the_gradio_this_page_is_tested_with():
-    from importlib.metadata import version
+    from importlib.metadata import requires, version
 
-    assert version("gradio") == app.GRADIO_VERSION
+    from asteroid_unet import hub
+
+    assert version("gradio") == hub.GRADIO_VERSION
+    assert f"gradio=={hub.GRADIO_VERSION}; extra == 'app'" in requires("asteroid-unet")
 
 
 def test_app_command_without_gradio_says_which_extra_to_install(monkeypatch, capsys):

@@ -86,7 +86,7 @@ def test_export_writes_a_space_that_serves_its_own_weights(exported):
     _, folder = exported
     front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
-    assert front["sdk_version"] == asteroid_unet.app.GRADIO_VERSION
+    assert front["sdk_version"] == hub.GRADIO_VERSION
     assert front["library_name"] == "asteroid"  # still a model card
     assert (folder / "app.py").read_text() == Path(asteroid_unet.app.__file__).read_text()
     # the Space installs this package from the wheel it carries, with the page's extra
@@ -136,6 +136,19 @@ def test_cli_export(tmp_path, small_model):
     with pytest.raises(SystemExit) as exit_info:
         hub.main(["export", "--model", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "o"), "--repo-id", "a/b"])
     assert exit_info.value.code == 1
+
+
+def test_export_needs_no_page_extra(tmp_path, small_model):
+    """The recipes export from the [train] or [speechbrain] extras alone, without Gradio and its server."""
+    torch.save(small_model.serialize(), tmp_path / "m.pth")
+    code = ("import sys; sys.modules.update(dict.fromkeys(['gradio', 'starlette', 'fastapi', 'uvicorn'])); "
+            "from asteroid_unet import hub; hub.main(sys.argv[1:])")
+    out = subprocess.run([sys.executable, "-c", code, "export", "--model", str(tmp_path / "m.pth"), "--out",
+                          str(tmp_path / "o"), "--repo-id", "a/b", "--requirement", "asteroid-unet[app]"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "o" / "app.py").read_text() == (Path(hub.__file__).parent / "app.py").read_text()
+    assert yaml.safe_load((tmp_path / "o" / "README.md").read_text().split("---")[1])["sdk_version"] == "6.31.0"
 
 
 def test_upload_as_space(exported, monkeypatch):
