@@ -63,7 +63,9 @@ def not_run_here(line):
 
 
 def commands():
-    return [line for doc in COMMAND_DOCS for line in shell_lines((ROOT / doc).read_text()) if not not_run_here(line)]
+    """The command lines to run, each once (the README and the model card both show the export)."""
+    lines = (line for doc in COMMAND_DOCS for line in shell_lines((ROOT / doc).read_text()) if not not_run_here(line))
+    return list(dict.fromkeys(lines))
 
 
 def python_blocks(text):

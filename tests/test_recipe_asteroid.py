@@ -141,6 +141,18 @@ def test_bad_option_is_reported():
     assert out.returncode == 1 and "unknown option" in out.stderr
 
 
+@pytest.mark.parametrize("hidden, stages", [("pkg_resources", "1 1"), ("museval", "0 3"), ("hydra", "1 3")])
+def test_a_missing_package_stops_the_recipe_in_one_line_naming_the_extra(hidden, stages):
+    """Looked up before any stage runs (setuptools 81 and later lack pkg_resources, which Asteroid's
+    torchmetrics imports)."""
+    code = (f"import runpy, sys; sys.modules[{hidden!r}] = None; sys.argv[1:] = {stages.split()!r}; "
+            f"runpy.run_path({str(RECIPE / 'local' / 'check_env.py')!r}, run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith(f"run.sh: {sys.executable} cannot import {hidden}: install") and "'.[train]'" in out.stderr
+    assert subprocess.run([sys.executable, str(RECIPE / "local" / "check_env.py"), *stages.split()]).returncode == 0
+
+
 def test_fixed_seed_gives_the_same_first_epoch_loss(recipe, one_epoch):
     """Two runs with the same seed train identically: same first-epoch losses, bit for bit (here the
     recipe run's first of 2 epochs and a 1-epoch run)."""
