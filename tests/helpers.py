@@ -203,3 +203,13 @@ def band_sum_error(stems: dict, x, rate: float, top_hz: float) -> float:
     """How far the stems' sum is from the input below ``top_hz``, relative to the input there."""
     total = sum(stems.values())
     return float((below(total, rate, top_hz) - below(x, rate, top_hz)).norm() / below(x, rate, top_hz).norm())
+
+
+def live_files(root, pattern="*"):
+    """The files under ``root`` whose name matches ``pattern``, walked while a server may be deleting
+    folders: one that vanishes mid-walk is skipped (``Path.rglob`` raises on it)."""
+    import fnmatch
+    import os
+    from pathlib import Path
+
+    return [Path(folder) / name for folder, _, names in os.walk(root) for name in fnmatch.filter(names, pattern)]

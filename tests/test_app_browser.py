@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from asteroid_unet.audio import AudioError, AudioReader
 from asteroid_unet.demo import PREVIEW
 from asteroid_unet.separate import separate_file
+from helpers import live_files
 
 pytestmark = pytest.mark.slow
 
@@ -192,9 +193,9 @@ def test_separate_a_real_song_in_the_browser(server, browser, tmp_path):
     # Closing the tab ends the session: its folder goes, and Gradio's copy of its upload after --idle-seconds.
     sessions = server["cache"] / "asteroid-unet"
     assert len(list(sessions.iterdir())) == 1
-    assert list(server["cache"].rglob(PREVIEW.name))
+    assert live_files(server["cache"], PREVIEW.name)
     browser.get("about:blank")
-    wait_for(browser, lambda d: not list(sessions.iterdir()) and not list(server["cache"].rglob(PREVIEW.name)),
+    wait_for(browser, lambda d: not list(sessions.iterdir()) and not live_files(server["cache"], PREVIEW.name),
              60, "session cleanup")
 
 
@@ -217,9 +218,9 @@ def test_an_upload_left_unseparated_goes_with_its_tab(server, browser, tmp_path)
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(song))
     wait_for(browser, lambda d: d.find_element(By.ID, "status").text == f"{song.name}: ready, press Separate.")
-    assert list(server["cache"].rglob(song.name))
+    assert live_files(server["cache"], song.name)
     browser.get("about:blank")
-    wait_for(browser, lambda d: not list(server["cache"].rglob(song.name)), 60, "upload deleted")
+    wait_for(browser, lambda d: not live_files(server["cache"], song.name), 60, "upload deleted")
 
 
 def test_record_a_song_with_the_microphone(server, browser):

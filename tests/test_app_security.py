@@ -28,6 +28,7 @@ from gradio_client import Client, handle_file
 from asteroid_unet import app, guard, visitors
 from asteroid_unet.model import load_model
 from asteroid_unet.separate import separate_file
+from helpers import live_files
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +61,7 @@ def disk_bytes(*folders: Path) -> int:
     """Bytes of the files under ``folders``, each file counted once however many links it has."""
     seen = {}
     for folder in folders:
-        for path in folder.rglob("*"):
+        for path in live_files(folder):
             try:
                 stat = path.lstat()
             except FileNotFoundError:
@@ -440,7 +441,7 @@ def test_cancel_stops_the_work_and_its_files_go(server, reference, tmp_path):
     assert took < 12, f"{took:.1f} s"  # the one chunk in progress, then its own: 2 to 5 s measured; 6 jobs ran 15 s
     print(f"a 1 s song after 6 cancelled 15 s jobs: {took:.1f} s")
     assert_stems(server, out, reference(song))
-    wait_until(lambda: not [p for p in server["root"].rglob("vocals.wav") if p.parent.name.startswith("cancelled")],
+    wait_until(lambda: not [p for p in live_files(server["root"], "vocals.wav") if p.parent.name.startswith("cancelled")],
                10, "the cancelled jobs' stems")
     for client in clients:
         client.close()
@@ -693,7 +694,7 @@ def test_an_oversize_upload_is_refused(server):
             assert response.status_code == status
         except httpx.TransportError:  # the server may close the connection while the client still sends
             pass
-    assert not [f for f in server["cache"].rglob("*") if f.is_file() and f.stat().st_size >= limit]
+    assert not [f for f in live_files(server["cache"]) if f.stat().st_size >= limit]
 
 
 def test_hub_repo_ids_are_off_by_default(server, tmp_path):
@@ -766,7 +767,7 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
     start = time.monotonic()
     wait_until(lambda: not folders & {p.name for p in server["root"].iterdir()}, GONE_WITHIN, "the visitors' folders")
     print(f"their folders gone {time.monotonic() - start:.1f} s after they closed")
-    wait_until(lambda: not [p for song in songs for p in server["cache"].rglob(song.name)], IDLE_SECONDS + 20,
+    wait_until(lambda: not [p for song in songs for p in live_files(server["cache"], song.name)], IDLE_SECONDS + 20,
                "Gradio's copies of their uploads")
     wait_until(lambda: not [p for p in server["cache"].glob("tmp*") if p.is_file() and not p.stat().st_size],
                IDLE_SECONDS + 20, "the upload parser's empty temp files")
