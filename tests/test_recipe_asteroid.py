@@ -265,33 +265,6 @@ def test_init_fine_tunes_that_model_at_its_own_settings_and_resumes(recipe, tmp_
     assert json.loads((exp / "train_results.json").read_text())["epochs"] == 2
 
 
-def test_quick_fine_tuning_config_runs_its_stated_steps(recipe, tmp_path):
-    """run.sh --init FILE --config finetune_quick: exactly the 100 steps of batch 2 that
-    conf/finetune_quick.yaml states, a validation every 25, the decoders trained and everything
-    else (encoders, batch norm statistics) kept."""
-    import csv
-
-    from omegaconf import OmegaConf
-
-    tmp, _, _ = recipe
-    quick = OmegaConf.load(RECIPE / "conf" / "finetune_quick.yaml")
-    steps, per_epoch = int(quick.trainer.max_steps), int(quick.trainer.limit_train_batches)
-    init = tiny_stereo_model()
-    torch.save(init.serialize(), tmp_path / "init.pth")
-    exp = tmp / "exp-quick"
-    run_recipe(tmp, "--stage", "1", "--stop_stage", "1", "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth"),
-               "--config", "finetune_quick", overrides=["data.samples_per_track=30", f"data.batch_size={quick.data.batch_size}"])
-    results = json.loads((exp / "train_results.json").read_text())
-    assert (steps, per_epoch) == (100, 25) and results["global_step"] == steps
-    with open(next((exp / "logs").glob("version_*/metrics.csv"))) as f:
-        val_losses = [row["val_loss"] for row in csv.DictReader(f) if row.get("val_loss")]
-    assert len(val_losses) == steps // per_epoch
-    tuned = UNet.from_pretrained(str(exp / "best_model.pth"))
-    before, after = init.state_dict(), tuned.state_dict()
-    moved = {k for k in before if not torch.equal(before[k], after[k])}
-    assert moved and all(".decoder." in k or ".last." in k for k in moved), sorted(moved)
-
-
 def test_val_sdr_picks_the_checkpoint_and_ratio_loss_trains_the_decoders(recipe, tmp_path):
     """val_sdr=true: each epoch logs the validation tracks' median vocals SDR, the best checkpoint is the
     epoch with the highest, and it is the SDR of the exported model separated by the package; with
@@ -330,24 +303,40 @@ def test_val_sdr_picks_the_checkpoint_and_ratio_loss_trains_the_decoders(recipe,
     assert float(np.nanmedian(scores)) == pytest.approx(results["best_val_sdr"], abs=1e-3)
 
 
-def test_fine_tune_export_card_names_base_data_licence_and_scores(tmp_path):
+def test_quick_fine_tuning_runs_its_stated_steps_and_its_card_names_base_data_licence_and_scores(tmp_path):
     """run.sh --init (a model carrying Spleeter 2stems' provenance record) --config finetune_quick on a
-    MUSDB18 tree, stages 0 to 3: the weights' record gains the run, the card built from it says research
+    MUSDB18 tree, stages 0 to 3. Training: exactly the 100 steps of batch 2 that conf/finetune_quick.yaml
+    states, a validation every 25, the decoders trained and everything else (encoders, batch norm
+    statistics) kept. Export: the weights' record gains the run, the card built from it says research
     use only (MUSDB18's terms, not the base's MIT), names the base model, the data and stage 2's scores,
     and a looser --license stops stage 3 in one line."""
+    import csv
+
     from huggingface_hub import ModelCard
+    from omegaconf import OmegaConf
 
     from asteroid_unet.weights import packaged_provenance
     from conftest import write_tiny_musdb
 
+    quick = OmegaConf.load(RECIPE / "conf" / "finetune_quick.yaml")
+    steps, per_epoch = int(quick.trainer.max_steps), int(quick.trainer.limit_train_batches)
     musdb = write_tiny_musdb(tmp_path / "musdb18-tiny", n_train=3, n_test=1, seconds=3.0)
     init = tiny_stereo_model()
     init.provenance = packaged_provenance("spleeter-2stems")
     torch.save(init.serialize(), tmp_path / "init.pth")
     exp = tmp_path / "exp"
+    # 2 training tracks x 30 chunks: 30 batches of 2 per epoch, of which the config takes 25
     run_recipe(tmp_path, "--musdb_root", str(musdb), "--exp_dir", str(exp), "--init", str(tmp_path / "init.pth"),
-               "--config", "finetune_quick", overrides=["trainer.max_steps=2", "trainer.limit_train_batches=2",
-                                                         "data.batch_size=2", "data.samples_per_track=2"])
+               "--config", "finetune_quick", overrides=["data.samples_per_track=30", f"data.batch_size={quick.data.batch_size}"])
+    results = json.loads((exp / "train_results.json").read_text())
+    assert (steps, per_epoch) == (100, 25) and results["global_step"] == steps
+    with open(next((exp / "logs").glob("version_*/metrics.csv"))) as f:
+        val_losses = [row["val_loss"] for row in csv.DictReader(f) if row.get("val_loss")]
+    assert len(val_losses) == steps // per_epoch
+    before, after = init.state_dict(), UNet.from_pretrained(str(exp / "best_model.pth")).state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(".decoder." in k or ".last." in k for k in moved), sorted(moved)
+
     card = ModelCard.load(exp / "hub" / "README.md")
     assert (card.data.license, card.data.license_name) == ("other", "research-use-only")
     assert card.data.base_model == "spleeter-2stems" and card.data.datasets == ["musdb18"]
@@ -358,7 +347,7 @@ def test_fine_tune_export_card_names_base_data_licence_and_scores(tmp_path):
     assert "non-commercial research use only" in card.text and "base weights spleeter-2stems: mit" in card.text
     record = UNet.from_pretrained(str(exp / "hub")).provenance
     run = record["training"][-1]
-    assert run["steps"] == 2 and run["config"]["data"]["root"] == "prepared-musdb18-tiny-8192"
+    assert run["steps"] == steps and run["config"]["data"]["root"] == "prepared-musdb18-tiny-8192"
     assert run["datasets"] == [{"name": "musdb18", "licence": "other", "terms": run["datasets"][0]["terms"],
                                 "tracks": 2, "hours": round(2 * 3.0 / 3600, 3), "validation_tracks": 1}]
     assert run["evaluation_before"][0]["metrics"]["vocals"]["SDR"] == 7.97  # the base's scores, kept with the run
