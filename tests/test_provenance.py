@@ -75,13 +75,25 @@ def run_info(*args):
                           timeout=300)
 
 
-def test_info_prints_the_record_and_its_licence():
-    out = run_info("paper")
+def info_here(capsys, *args):
+    """``asteroid-unet info`` in this process: ``(exit status, stdout, stderr)``."""
+    from asteroid_unet.cli import main
+
+    try:
+        status = main(["info", *args])
+    except SystemExit as exit_info:
+        status = exit_info.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_info_prints_the_record_and_its_licence(capsys):
+    out = run_info("paper")  # the command, once
     assert out.returncode == 0, out.stderr
     assert "licence: other (research use only), from:" in out.stdout
     assert "training run 1 on mir-1k (90 tracks, 1.83 h): other" in out.stdout
     assert "training run 1 on wesnoth-1.16-music (39 tracks, 2.12 h): gpl-2.0" in out.stdout
-    out = run_info("paper", "--json")
-    assert json.loads(out.stdout) == packaged_provenance("paper")
-    out = run_info("no/such-model-here.pth")
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    status, stdout, _ = info_here(capsys, "paper", "--json")
+    assert status == 0 and json.loads(stdout) == packaged_provenance("paper")
+    status, _, stderr = info_here(capsys, "no/such-model-here.pth")
+    assert status == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
