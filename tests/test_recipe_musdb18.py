@@ -256,25 +256,13 @@ ONE_EPOCH = dict(N_epochs=1, samples_per_track=4, eval_reference_rows=False)
 @pytest.fixture(scope="module")
 def one_epoch(tmp_path_factory):
     """A tiny MUSDB18 tree and one run of one epoch on it (the CSV's debug flags, 4 chunks per track),
-    shared by the tests: ``(data, out)``. Tests that go on training copy ``out`` first."""
+    shared by the tests: ``(data, out)``."""
     from conftest import write_tiny_musdb
 
     tmp = tmp_path_factory.mktemp("one-epoch")
     data, out = write_tiny_musdb(tmp / "musdb"), tmp / "out"
     finish(run_recipe(data, out, *debug_flags(recipe_rows()[0], **ONE_EPOCH)))
     return data, out
-
-
-@pytest.mark.slow
-def test_second_run_resumes_from_checkpointer(one_epoch, tmp_path):
-    data, first = one_epoch
-    out = tmp_path / "out"
-    shutil.copytree(first, out)  # the first run, of one epoch
-    log = finish(run_recipe(data, out, *debug_flags(recipe_rows()[0], **dict(ONE_EPOCH, N_epochs=2))))
-    assert "Loading a checkpoint from" in log and "Going into epoch 2" in log
-    assert "Going into epoch 1" not in log
-    epochs = [l.split(",")[0] for l in (out / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
-    assert epochs == ["epoch: 1", "epoch: 2"]
 
 
 def _intra_epoch_step(save_dir):
@@ -348,7 +336,9 @@ def optimizer_steps(out):
 @pytest.mark.slow
 def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(one_epoch, tmp_path):
     """Each DDP process takes half the chunks: half the optimizer steps of one device for the same
-    chunks per epoch (2 tracks x 4 chunks, batch 2 per process); museval runs once; a rerun resumes."""
+    chunks per epoch (2 tracks x 4 chunks, batch 2 per process); museval runs once; a rerun with one
+    epoch more resumes from the checkpointer and trains that epoch only. (Resuming mid-epoch, one
+    process: test_kill_9_mid_epoch_resumes_at_the_saved_step.)"""
     data, one = one_epoch
     ddp = tmp_path / "ddp"
     finish(run_torchrun(data, ddp, *debug_flags(recipe_rows()[0], **ONE_EPOCH)))
@@ -357,6 +347,7 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_device_and_resumes(one_ep
         assert [r["track"] for r in csv.DictReader(f)] == ["test song 0", "median"]
     log = finish(run_torchrun(data, ddp, *debug_flags(recipe_rows()[0], **dict(ONE_EPOCH, N_epochs=2))))
     assert "Loading a checkpoint from" in log and optimizer_steps(ddp) == 2 * 2
+    assert "Going into epoch 2" in log and "Going into epoch 1" not in log
     epochs = [l.split(",")[0] for l in (ddp / "train_log.txt").read_text().splitlines() if l.startswith("epoch:")]
     assert epochs == ["epoch: 1", "epoch: 2"]
 
