@@ -2,12 +2,14 @@ import os
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 import asteroid_unet
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: two workers share the two cores, one thread each
     os.environ["OMP_NUM_THREADS"] = "1"  # for the processes the tests start too
     torch.set_num_threads(1)
+    threadpool_limits(1)  # NumPy's BLAS as well, started with a thread per core before this file ran
 
 
 def pytest_collection_modifyitems(items):
