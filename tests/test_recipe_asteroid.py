@@ -212,17 +212,32 @@ def test_ddp_on_two_cpu_processes_matches_one_device_and_resumes(recipe, one_epo
     assert epoch_samples(ddp_exp) == [8, 8]
 
 
-def test_eval_in_worker_processes_gives_the_serial_numbers(recipe):
-    """eval.py --jobs 2 scores the tracks in two worker processes, to the last digit of --jobs 1
-    (the first two training tracks: one per worker)."""
+def test_eval_in_worker_processes_gives_the_serial_numbers(recipe, monkeypatch):
+    """eval.py --jobs 2 scores the tracks in two worker processes (the first two training tracks: one
+    per worker), to the last digit of --jobs 1, run here in the test process (one thread, as each worker)."""
+    import runpy
+
+    from threadpoolctl import threadpool_limits
+
     tmp, exp, _ = recipe
     summaries = {}
     for jobs in (1, 2):
         out = tmp / f"eval-jobs{jobs}"
-        cmd = [sys.executable, str(RECIPE / "eval.py"), "--model", str(exp / "best_model.pth"), "--device", "cpu",
-               "--root", str(tmp / "data" / "synth-n4-d4-s3"), "--subset", "train", "--max_tracks", "2", "--out_dir", str(out), "--jobs", str(jobs)]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
+        argv = [str(RECIPE / "eval.py"), "--model", str(exp / "best_model.pth"), "--device", "cpu", "--root",
+                str(tmp / "data" / "synth-n4-d4-s3"), "--subset", "train", "--max_tracks", "2", "--out_dir", str(out),
+                "--jobs", str(jobs)]
+        if jobs == 1:
+            monkeypatch.setattr(sys, "argv", argv)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with threadpool_limits(1):
+                    runpy.run_path(argv[0], run_name="__main__")
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            result = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, result.stderr[-3000:]
         tracks = sorted((out / "tracks").glob("*.json"))
         assert len(tracks) == 2
         summaries[jobs] = [{row: {k: v for k, v in s.items() if k != "time_s"} for row, s in json.loads(t.read_text()).items()}
