@@ -213,3 +213,15 @@ def live_files(root, pattern="*"):
     from pathlib import Path
 
     return [Path(folder) / name for folder, _, names in os.walk(root) for name in fnmatch.filter(names, pattern)]
+
+
+def live_sizes(root):
+    """``{path: bytes}`` of the files under ``root``, walked as :func:`live_files` walks; a file deleted
+    between the walk and its ``stat`` is left out."""
+    sizes = {}
+    for path in live_files(root):
+        try:
+            sizes[path] = path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return sizes

@@ -28,7 +28,7 @@ from gradio_client import Client, handle_file
 from asteroid_unet import app, guard, visitors
 from asteroid_unet.model import load_model
 from asteroid_unet.separate import separate_file
-from helpers import live_files
+from helpers import live_files, live_sizes
 
 pytestmark = pytest.mark.slow
 
@@ -694,7 +694,7 @@ def test_an_oversize_upload_is_refused(server):
             assert response.status_code == status
         except httpx.TransportError:  # the server may close the connection while the client still sends
             pass
-    assert not [f for f in live_files(server["cache"]) if f.stat().st_size >= limit]
+    assert not [f for f, size in live_sizes(server["cache"]).items() if size >= limit]
 
 
 def test_hub_repo_ids_are_off_by_default(server, tmp_path):
@@ -769,7 +769,8 @@ def test_eight_concurrent_visitors(server, victim, tmp_path):
     print(f"their folders gone {time.monotonic() - start:.1f} s after they closed")
     wait_until(lambda: not [p for song in songs for p in live_files(server["cache"], song.name)], IDLE_SECONDS + 20,
                "Gradio's copies of their uploads")
-    wait_until(lambda: not [p for p in server["cache"].glob("tmp*") if p.is_file() and not p.stat().st_size],
+    wait_until(lambda: not [p for p, size in live_sizes(server["cache"]).items()
+                            if p.parent == server["cache"] and p.name.startswith("tmp") and not size],
                IDLE_SECONDS + 20, "the upload parser's empty temp files")
     assert fetch(server, victim.link) == victim.stems  # the open tab's files stay
 
