@@ -105,7 +105,7 @@ def workdir(tmp_path_factory):
 def user_env(workdir):
     """The user's shell: the venv active (its ``bin`` first on PATH), offline, the Hub cache populated."""
     return dict(os.environ, ASTEROID_CACHE=str(workdir / "asteroid_cache"), HF_HUB_OFFLINE="1",
-                HF_HOME=str(workdir / "hf_home"), OMP_NUM_THREADS="2",
+                HF_HOME=str(workdir / "hf_home"),
                 PATH=os.pathsep.join([str(workdir / ".venv" / "bin"), os.environ.get("PATH", "")]))
 
 
