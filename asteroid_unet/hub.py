@@ -114,7 +114,8 @@ def _source_fingerprint() -> str:
 def _built_wheel() -> Path:
     """The checkout built with ``pip wheel`` (the build backend from the venv when it has it, else the
     isolated build pip sets up), once per state of its files: kept in the user's cache under
-    ``space-wheels/<fingerprint>``, so exports after the first reuse it."""
+    ``space-wheels/<fingerprint>``, so exports after the first reuse it; a new state's wheel replaces
+    the older ones there."""
     from .spleeter import cache_dir
 
     kept = cache_dir() / "space-wheels" / _source_fingerprint()
@@ -135,6 +136,9 @@ def _built_wheel() -> Path:
         folder.rename(kept)  # whole or not at all; another process may have kept its own meanwhile
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)
+    for older in kept.parent.iterdir():
+        if older != kept and not older.name.startswith(".building-"):
+            shutil.rmtree(older, ignore_errors=True)
     return sorted(kept.glob("*.whl"))[0]
 
 

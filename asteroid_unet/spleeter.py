@@ -288,8 +288,8 @@ def sha256(path: Path) -> str:
 
 
 def cache_dir() -> Path:
-    """The user's cache for built weights: ``$ASTEROID_UNET_CACHE``, else ``$XDG_CACHE_HOME/asteroid-unet``,
-    else ``~/.cache/asteroid-unet``."""
+    """The user's cache for built weights (and :mod:`asteroid_unet.hub`'s Space wheels):
+    ``$ASTEROID_UNET_CACHE``, else ``$XDG_CACHE_HOME/asteroid-unet``, else ``~/.cache/asteroid-unet``."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "asteroid-unet"

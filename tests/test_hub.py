@@ -268,4 +268,5 @@ def test_space_wheel_of_a_checkout_is_built_once_per_state_of_its_files(tmp_path
     third = hub.package_wheel(tmp_path / "c")
     assert len(builds) == 2 and "asteroid_unet/added.py" in zipfile.ZipFile(third).namelist()
     assert "asteroid_unet/added.py" not in zipfile.ZipFile(first).namelist()
+    assert len(list((tmp_path / "cache").rglob("*.whl"))) == 1  # the older state's wheel went
     hub._built_wheel.cache_clear()
