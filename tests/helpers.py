@@ -225,3 +225,20 @@ def live_sizes(root):
         except FileNotFoundError:
             continue
     return sizes
+
+
+def run_script(script, *args):
+    """``python SCRIPT ARGS`` in this process (its folder first on ``sys.path``, as Python puts it);
+    what it printed. Saves a fresh interpreter's start-up where the script's own code is under test."""
+    import contextlib
+    import io
+    import runpy
+    import sys
+    from pathlib import Path
+    from unittest import mock
+
+    argv = [str(script), *map(str, args)]
+    with mock.patch.object(sys, "argv", argv), mock.patch.object(sys, "path", [str(Path(script).parent), *sys.path]), \
+            contextlib.redirect_stdout(io.StringIO()) as stdout:
+        runpy.run_path(argv[0], run_name="__main__")
+    return stdout.getvalue()

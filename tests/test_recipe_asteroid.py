@@ -212,12 +212,12 @@ def test_ddp_on_two_cpu_processes_matches_one_device_and_resumes(recipe, one_epo
     assert epoch_samples(ddp_exp) == [8, 8]
 
 
-def test_eval_in_worker_processes_gives_the_serial_numbers(recipe, monkeypatch):
+def test_eval_in_worker_processes_gives_the_serial_numbers(recipe):
     """eval.py --jobs 2 scores the tracks in two worker processes (the first two training tracks: one
     per worker), to the last digit of --jobs 1, run here in the test process (one thread, as each worker)."""
-    import runpy
-
     from threadpoolctl import threadpool_limits
+
+    from helpers import run_script
 
     tmp, exp, _ = recipe
     summaries = {}
@@ -227,12 +227,11 @@ def test_eval_in_worker_processes_gives_the_serial_numbers(recipe, monkeypatch):
                 str(tmp / "data" / "synth-n4-d4-s3"), "--subset", "train", "--max_tracks", "2", "--out_dir", str(out),
                 "--jobs", str(jobs)]
         if jobs == 1:
-            monkeypatch.setattr(sys, "argv", argv)
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 with threadpool_limits(1):
-                    runpy.run_path(argv[0], run_name="__main__")
+                    run_script(*argv)
             finally:
                 torch.set_num_threads(threads)
         else:

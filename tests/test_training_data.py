@@ -9,22 +9,14 @@ import soundfile as sf
 import torch
 
 from asteroid_unet.data import FixedChunks, RandomChunks, load_tracks
+from helpers import run_script
 
 LOCAL = Path(__file__).resolve().parents[1] / "egs" / "musdb18" / "local"
 
 
 def run_local(script, *args):
     """A stage-0 script run as ``python local/<script> ARGS --jobs 1``, in this process; its stdout."""
-    import contextlib
-    import io
-    import runpy
-    from unittest import mock
-
-    argv = [str(LOCAL / script), *map(str, args), "--jobs", "1"]
-    with mock.patch.object(sys, "argv", argv), mock.patch.object(sys, "path", [str(LOCAL), *sys.path]), \
-            contextlib.redirect_stdout(io.StringIO()) as stdout:
-        runpy.run_path(argv[0], run_name="__main__")
-    return stdout.getvalue()
+    return run_script(LOCAL / script, *args, "--jobs", "1")
 
 
 def ramp_track(folder, start, n, rate=8192, vocals_silent=False):
